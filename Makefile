@@ -1,0 +1,50 @@
+# artlens: everyday entry points. Variables below can be overridden: make extract MODEL=ViT-B-16 PRETRAINED=random
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARTLENS := $(BIN)/artlens
+
+MODEL      ?= ViT-B-32
+PRETRAINED ?= openai
+SAMPLE     ?= data/sample
+SHARDS     ?= $(SAMPLE)/shards
+STORE      ?= artstore
+TABLE      ?= sample
+SAMPLE_N   ?= 240
+BATCH      ?= 64
+DEVICE     ?= auto
+Q          ?= SELECT * FROM catalog
+
+.PHONY: install test test-fast sample extract sql clean-store
+
+# Idempotent: the stamp is rebuilt only when the dependency files change.
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# A few shards of procedurally drawn paintings, made by pipeline/sample (no committed images).
+sample: $(SHARDS)/manifest.json
+
+$(SHARDS)/manifest.json: | install
+	$(ARTLENS) sample --out $(SHARDS) --n $(SAMPLE_N)
+
+extract: sample
+	$(ARTLENS) extract --shards $(SHARDS) --model $(MODEL) --pretrained $(PRETRAINED) \
+		--store $(STORE) --table $(TABLE) --batch-size $(BATCH) --device $(DEVICE)
+
+sql: install
+	$(ARTLENS) sql --store $(STORE) "$(Q)"
+
+clean-store:
+	rm -rf $(STORE)

@@ -1,0 +1,182 @@
+"""`artlens` command line: a thin layer over the Python API. Subcommands are a registry, not a chain.
+
+Exit codes: 0 success; 3 extraction finished but some samples failed (see the `failures` view);
+2 bad arguments or input the command refuses; 1 any other error.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# ------------------------------------------------------------------ shards
+def _shards_args(p: argparse.ArgumentParser) -> None:
+    from .decode import DEFAULT_MAX_PIXELS
+    from .sources import SOURCES
+
+    p.add_argument("source", help="folder of images, WikiArt image root, or Parquet file/folder")
+    p.add_argument("--out", required=True, help="output folder for 00000.tar, … and manifest.json")
+    p.add_argument("--format", default="folder", choices=sorted(SOURCES))
+    p.add_argument("--metadata", help="CSV/JSONL joined on file name or relative path (folder); "
+                                      "split CSV (wikiart)")
+    p.add_argument("--class-file", help="wikiart: 'idx Name' lines, e.g. style_class.txt")
+    p.add_argument("--image-column", help="parquet: column holding image bytes (default: detected)")
+    p.add_argument("--shard-size", type=int, default=1000, help="images per shard (default 1000)")
+    p.add_argument("--max-side", type=int, help="re-encode images whose longer side exceeds N pixels")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _shards_run(a: argparse.Namespace) -> int:
+    from .config import ShardsConfig
+    from .shards import write_shards
+
+    cfg = ShardsConfig(source=a.source, out=a.out, format=a.format, metadata=a.metadata,
+                       class_file=a.class_file, image_column=a.image_column, shard_size=a.shard_size,
+                       max_side=a.max_side, max_pixels=a.max_pixels, progress=not a.no_progress)
+    manifest = write_shards(cfg)
+    print(f"{manifest.samples} samples in {len(manifest.shards)} shard(s) under {a.out}; "
+          f"{len(manifest.failures)} invalid (listed in manifest.json)")
+    for failure in manifest.failures[:10]:
+        print(f"  invalid: {failure['source_path']}: {failure['reason']}")
+    return 0
+
+
+# ------------------------------------------------------------------ sample
+def _sample_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, default=240, help="number of paintings (default 240)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shard-size", type=int, default=64)
+
+
+def _sample_run(a: argparse.Namespace) -> int:
+    from .samplecorpus import write_sample_corpus
+
+    manifest = write_sample_corpus(a.out, n=a.n, seed=a.seed, shard_size=a.shard_size)
+    print(f"sample corpus: {manifest.samples} paintings in {len(manifest.shards)} shard(s) under {a.out}")
+    return 0
+
+
+# ------------------------------------------------------------------ extract
+def _extract_args(p: argparse.ArgumentParser) -> None:
+    from .config import PRECISION_NAMES
+    from .decode import DEFAULT_MAX_PIXELS
+
+    p.add_argument("--shards", required=True, help="folder of .tar, brace pattern, glob, or list file")
+    p.add_argument("--store", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--model", default="ViT-B-32", help="open_clip model name or JSON model config path")
+    p.add_argument("--pretrained", default="openai", help="open_clip tag, checkpoint path, or 'random'")
+    p.add_argument("--seed", type=int, default=0, help="seed for --pretrained random")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--precision", default="fp32", choices=PRECISION_NAMES)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--workers", type=int, default=2, help="decode worker processes (0: in-process)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="refuse images with more pixels (decompression bombs)")
+    p.add_argument("--cache-dir", help="open_clip/hub cache directory for weights")
+    p.add_argument("--overwrite", action="store_true", help="replace a table made with other settings")
+    p.add_argument("--strict", action="store_true", help="stop at the first failed sample")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _extract_run(a: argparse.Namespace) -> int:
+    from .config import ExtractConfig
+    from .extract import run_extract
+    from .config import ModelSpec
+
+    spec = ModelSpec(model=a.model, pretrained=a.pretrained, precision=a.precision, device=a.device,
+                     seed=a.seed, cache_dir=a.cache_dir)
+    cfg = ExtractConfig(shards=a.shards, store=a.store, table=a.table, model=spec, batch_size=a.batch_size,
+                        workers=a.workers, max_pixels=a.max_pixels, overwrite=a.overwrite, strict=a.strict,
+                        progress=not a.no_progress)
+    summary = run_extract(cfg)
+    for line in summary.lines():
+        print(line)
+    return summary.exit_code
+
+
+# ------------------------------------------------------------------ sql
+def _sql_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("query")
+    p.add_argument("--store", required=True)
+    p.add_argument("--format", default="table", choices=["table", "csv", "json", "parquet"])
+    p.add_argument("--out", help="write to FILE instead of standard output")
+
+
+def _sql_run(a: argparse.Namespace) -> int:
+    import store
+
+    from .output import write_result
+
+    with store.open(a.store) as s:
+        write_result(s.sql(a.query), a.format, a.out)
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "shards": Command("write WebDataset shards from a folder, WikiArt or a Parquet table",
+                      _shards_args, _shards_run),
+    "sample": Command("generate the procedural sample corpus as shards", _sample_args, _sample_run),
+    "extract": Command("embed shards with an open_clip model into a store table", _extract_args, _extract_run),
+    "sql": Command("run SQL over a store's tables (DuckDB)", _sql_args, _sql_run),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="artlens", description="How do CLIP models perceive art?")
+    parser.add_argument("--version", action="version", version=f"artlens {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log open_clip and library messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean 'the input or arguments are wrong': reported in one line, exit 2."""
+    from store.catalog import CatalogError
+    from store.layout import LayoutError
+    from store.query import StoreError
+
+    from .failures import SampleError
+    from .model import ModelError
+    from .shardspec import ShardSpecError
+    from .sources import SourceError
+    from .weights import WeightsError
+
+    return (CatalogError, LayoutError, StoreError, SampleError, ModelError, ShardSpecError, SourceError,
+            WeightsError, FileExistsError, FileNotFoundError, ValueError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command].run(args)
+    except _user_errors() as exc:
+        print(f"artlens {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted; completed shards are kept and a re-run resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

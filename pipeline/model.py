@@ -1,0 +1,104 @@
+"""Load an open_clip model and its own preprocessing, and embed batches of images with it."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+
+from .config import ModelSpec
+from .weights import Weights, resolve_weights
+
+#: --precision → (open_clip precision, input dtype)
+PRECISIONS = {
+    "fp32": ("fp32", torch.float32),
+    "fp16": ("fp16", torch.float16),
+    "bf16": ("bf16", torch.bfloat16),
+}
+
+
+class ModelError(ValueError):
+    pass
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    preprocess: object                # torchvision transform: PIL RGB image → tensor
+    name: str                         # what the catalog records as `model`
+    weights: Weights
+    device: torch.device
+    dtype: torch.dtype
+    dim: int
+
+    def preprocess_description(self) -> str:
+        return f"exif-transpose, RGB (alpha on white), then open_clip: {self.preprocess!r}".replace("\n", " ")
+
+    @torch.inference_mode()
+    def embed(self, pixels: torch.Tensor) -> np.ndarray:
+        """A batch of preprocessed images → L2-normalised float32 embeddings (numpy)."""
+        pixels = pixels.to(self.device, self.dtype, non_blocking=True)
+        features = self.model.encode_image(pixels)
+        return F.normalize(features.float(), dim=-1).cpu().numpy()
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"--device {device} asked for, but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def model_name(model: str) -> tuple[str, str]:
+    """(open_clip name, catalog label). A JSON config path is registered with open_clip under its stem."""
+    path = Path(model)
+    if model.endswith(".json"):
+        if not path.is_file():
+            raise ModelError(f"model config {model} does not exist")
+        open_clip.add_model_config(path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        return path.stem, f"{path.stem} (config {path.name} sha256:{digest})"
+    name = model.replace("/", "-")
+    if name not in open_clip.list_models():
+        raise ModelError(f"unknown open_clip model {model!r}; known models: {', '.join(open_clip.list_models())}"
+                         " — or pass the path of an open_clip JSON model config")
+    return name, name
+
+
+def load_model(spec: ModelSpec) -> LoadedModel:
+    name, label = model_name(spec.model)
+    weights = resolve_weights(spec.model, spec.pretrained, seed=spec.seed, cache_dir=spec.cache_dir)
+    device = resolve_device(spec.device)
+    oc_precision, dtype = PRECISIONS[spec.precision]
+    torch.manual_seed(weights.seed)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        name, pretrained=weights.path, precision=oc_precision, device=device,
+        cache_dir=spec.cache_dir, **{f"image_{k}": v for k, v in weights.preprocess_overrides.items()},
+    )
+    model.eval()
+    dim = _embed_dim(model)
+    return LoadedModel(model=model, preprocess=preprocess, name=label, weights=weights,
+                       device=device, dtype=dtype, dim=dim)
+
+
+def _embed_dim(model: torch.nn.Module) -> int:
+    out = getattr(model.visual, "output_dim", None)
+    if out is None:
+        size = model.visual.image_size
+        size = size if isinstance(size, (tuple, list)) else (size, size)
+        with torch.inference_mode():
+            probe = torch.zeros(1, 3, *size, device=next(model.parameters()).device,
+                                dtype=next(model.parameters()).dtype)
+            out = model.encode_image(probe).shape[-1]
+    return int(out)
+
+
+def describe(loaded: LoadedModel) -> str:
+    return json.dumps({"model": loaded.name, "pretrained": loaded.weights.label, "dim": loaded.dim,
+                       "device": str(loaded.device), "dtype": str(loaded.dtype)})

@@ -1,0 +1,56 @@
+"""Write a pyarrow.Table of query results as a terminal table, CSV, JSON lines or Parquet."""
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+
+def _flatten_lists(table: pa.Table) -> pa.Table:
+    """CSV cannot hold lists: list columns (embeddings) become JSON text."""
+    for i, fld in enumerate(table.schema):
+        if pa.types.is_list(fld.type) or pa.types.is_fixed_size_list(fld.type) or pa.types.is_struct(fld.type):
+            text = pa.array([None if v is None else json.dumps(v) for v in table.column(i).to_pylist()])
+            table = table.set_column(i, fld.name, text)
+    return table
+
+
+def _table(table: pa.Table, out) -> None:
+    rel = duckdb.from_arrow(table)
+    out.write(str(rel) if table.num_rows else f"(0 rows) columns: {', '.join(table.column_names)}\n")
+
+
+def _csv(table: pa.Table, out) -> None:
+    buf = io.BytesIO()
+    pacsv.write_csv(_flatten_lists(table), buf)
+    out.write(buf.getvalue().decode())
+
+
+def _json(table: pa.Table, out) -> None:
+    for row in table.to_pylist():
+        out.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+
+
+FORMATS: dict[str, Callable[[pa.Table, object], None]] = {"table": _table, "csv": _csv, "json": _json}
+
+
+def write_result(table: pa.Table, fmt: str, out: str | None = None) -> None:
+    if fmt == "parquet":
+        if not out:
+            raise ValueError("--format parquet needs --out FILE")
+        pq.write_table(table, out)
+        return
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown --format {fmt!r}; choose from {sorted([*FORMATS, 'parquet'])}")
+    if out:
+        with open(Path(out), "w", encoding="utf-8") as fh:
+            FORMATS[fmt](table, fh)
+    else:
+        FORMATS[fmt](table, sys.stdout)

@@ -1,0 +1,52 @@
+"""SPEC → list of shard URLs: a directory of .tar files, a brace pattern, a list file, or one .tar."""
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import braceexpand
+import fsspec
+
+
+class ShardSpecError(ValueError):
+    pass
+
+
+def _from_list_file(path: Path) -> list[str]:
+    base = path.parent
+    urls = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            urls.append(line if "://" in line or os.path.isabs(line) else str(base / line))
+    return urls
+
+
+def expand_shards(spec: str) -> list[str]:
+    """Resolve SPEC to shard URLs (sorted for directories; in given order for patterns and lists)."""
+    path = Path(spec)
+    if "://" not in spec and path.is_dir():
+        urls = sorted(str(p) for p in path.iterdir() if p.name.endswith((".tar", ".tar.gz", ".tgz")))
+    elif "{" in spec:
+        urls = list(braceexpand.braceexpand(spec))
+    elif any(ch in spec for ch in "*?[") and "://" not in spec:
+        urls = sorted(glob.glob(spec))
+    elif "://" not in spec and path.is_file() and not spec.endswith((".tar", ".tar.gz", ".tgz")):
+        urls = _from_list_file(path)
+    else:
+        urls = [spec]
+    if not urls:
+        raise ShardSpecError(f"no shards found for {spec!r} (a directory of .tar files, a brace pattern "
+                             "like data/{00000..00009}.tar, a glob, or a text file listing shards)")
+    local_missing = [u for u in urls if "://" not in u and not os.path.exists(u)]
+    if local_missing:
+        raise ShardSpecError(f"{len(local_missing)} shard(s) of {spec!r} do not exist, e.g. {local_missing[0]}")
+    return urls
+
+
+def open_shard(url: str):
+    """A binary file object for a shard: a local path or any fsspec URL (s3://, gs://, file://)."""
+    if "://" in url:
+        return fsspec.open(url, "rb").open()
+    return open(url, "rb")

@@ -1,0 +1,86 @@
+"""Where every file of a store lives. Nothing outside `store/` builds a path into a store.
+
+    STORE/
+      catalog.duckdb                      one row per table: model, weights, preprocessing, counts
+      tables/<table>/part-<shard>.parquet one embedding part per input shard (the commit marker)
+      failures/<table>/part-<shard>.parquet the samples of that shard that could not be embedded
+
+Parts are written to a hidden temporary name in the same folder and renamed into place, so a reader's
+glob (`part-*.parquet`) never sees a half-written file.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+PART_GLOB = "part-*.parquet"
+TMP_PREFIX = ".tmp-"
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+RESERVED_TABLES = frozenset({"failures", "catalog"})
+
+
+class LayoutError(ValueError):
+    """A table name or path that the store cannot hold."""
+
+
+def check_table_name(name: str) -> str:
+    if not _TABLE_NAME.match(name) or name.lower() in RESERVED_TABLES:
+        raise LayoutError(
+            f"invalid table name {name!r}: use letters, digits and '_', start with a letter or '_', "
+            f"at most 63 characters, and not one of {sorted(RESERVED_TABLES)}"
+        )
+    return name
+
+
+def shard_id(shard_url: str) -> str:
+    """A file-name-safe id for a shard, stable across runs: readable stem + hash of the full URL."""
+    stem = Path(shard_url.rstrip("/")).name
+    stem = re.sub(r"\.tar(\.gz)?$", "", stem)
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem)[:48] or "shard"
+    digest = hashlib.sha1(shard_url.encode("utf-8")).hexdigest()[:10]
+    return f"{stem}-{digest}"
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path) -> "StoreLayout":
+        return cls(Path(root).expanduser().absolute())
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    def table_dir(self, table: str) -> Path:
+        return self.root / "tables" / check_table_name(table)
+
+    def failures_dir(self, table: str) -> Path:
+        return self.root / "failures" / check_table_name(table)
+
+    def part_path(self, table: str, shard_url: str) -> Path:
+        return self.table_dir(table) / f"part-{shard_id(shard_url)}.parquet"
+
+    def failures_path(self, table: str, shard_url: str) -> Path:
+        return self.failures_dir(table) / f"part-{shard_id(shard_url)}.parquet"
+
+    def parts(self, table: str) -> list[Path]:
+        return sorted(self.table_dir(table).glob(PART_GLOB))
+
+    def failure_parts(self, table: str | None = None) -> list[Path]:
+        if table is not None:
+            return sorted(self.failures_dir(table).glob(PART_GLOB))
+        return sorted((self.root / "failures").glob(f"*/{PART_GLOB}"))
+
+    def parts_glob(self, table: str) -> str:
+        return str(self.table_dir(table) / PART_GLOB)
+
+    def failures_glob(self) -> str:
+        return str(self.root / "failures" / "*" / PART_GLOB)
+
+    def stale_temporaries(self, table: str) -> list[Path]:
+        dirs = (self.table_dir(table), self.failures_dir(table))
+        return [p for d in dirs if d.exists() for p in d.glob(f"{TMP_PREFIX}*")]

@@ -1,0 +1,111 @@
+"""Turn rows into Arrow tables of the store's part schema and write them atomically."""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .layout import TMP_PREFIX
+
+#: Columns every embedding part starts with; metadata fields that collide get a `meta_` prefix.
+CORE_COLUMNS = ("key", "shard", "source_path", "caption", "width", "height")
+EMBEDDING = "embedding"
+FAILURE_SCHEMA = pa.schema(
+    [("table", pa.string()), ("key", pa.string()), ("shard", pa.string()),
+     ("stage", pa.string()), ("error", pa.string())]
+)
+
+
+def embedding_array(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2:
+        raise ValueError(f"embeddings must be 2-D (rows, dim), got shape {vectors.shape}")
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+
+
+def _plain(value: Any) -> Any:
+    """Nested JSON values (objects, lists) are kept as JSON text so every column has one type."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def column_array(name: str, values: Sequence[Any], conflicts: dict[str, str]) -> pa.Array:
+    """An Arrow column from Python values; values of mixed types become text, recorded in `conflicts`."""
+    values = [_plain(v) for v in values]
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        conflicts[name] = f"mixed types within one part, kept as text ({exc})"
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def rows_to_table(rows: Sequence[dict], vectors: np.ndarray, dim: int) -> tuple[pa.Table, dict[str, str]]:
+    """Rows (dicts with the core columns and any metadata) plus their vectors → one part table.
+
+    Columns: the core columns first, then metadata in first-seen order, then `embedding` (FLOAT[dim]).
+    """
+    if len(rows) != len(vectors):
+        raise ValueError(f"{len(rows)} rows but {len(vectors)} embeddings")
+    names: dict[str, None] = dict.fromkeys(CORE_COLUMNS)
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    conflicts: dict[str, str] = {}
+    arrays, fields = [], []
+    for name in names:
+        values = [row.get(name) for row in rows]
+        if name in CORE_COLUMNS:
+            typ = pa.int32() if name in ("width", "height") else pa.string()
+            arrays.append(pa.array(values, typ))
+        else:
+            arrays.append(column_array(name, values, conflicts))
+        fields.append(name)
+    emb = embedding_array(vectors) if len(rows) else pa.FixedSizeListArray.from_arrays(
+        pa.array([], pa.float32()), dim)
+    return pa.Table.from_arrays(arrays + [emb], names=fields + [EMBEDDING]), conflicts
+
+
+def failures_table(table: str, failures: Iterable[dict]) -> pa.Table:
+    rows = [{"table": table, **{k: f.get(k) for k in ("key", "shard", "stage", "error")}} for f in failures]
+    return pa.Table.from_pylist(rows, schema=FAILURE_SCHEMA)
+
+
+def write_atomic(table: pa.Table, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write a Parquet file to a hidden temporary name, fsync it, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if metadata:
+        merged = dict(table.schema.metadata or {})
+        merged.update({k.encode(): v.encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(merged)
+    tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_schema(path: Path) -> pa.Schema:
+    return pq.read_schema(path)

@@ -1,0 +1,100 @@
+"""The store's query API: DuckDB views over the Parquet parts. Probes read tables only through this.
+
+    s = store.open("artstore")
+    s.tables()                         # ['sample']
+    s.sql("SELECT key, style FROM sample LIMIT 3")   # -> pyarrow.Table
+
+Every table is a view whose `embedding` is typed FLOAT[dim], so `array_cosine_similarity` works directly.
+Also defined: `failures` (table, key, shard, stage, error) and `catalog` (one row per table).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from .catalog import Catalog, TableEntry
+from .layout import StoreLayout
+from .parts import FAILURE_SCHEMA
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+class Store:
+    def __init__(self, root: str | Path):
+        self.layout = StoreLayout.at(root)
+        if not self.layout.root.exists():
+            raise StoreError(f"no store at {self.layout.root} (run `artlens extract --store {root}` first)")
+        self.con = duckdb.connect(":memory:")
+        self._entries: dict[str, TableEntry] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the catalog and (re)define the views; new parts of known tables appear without it."""
+        entries = Catalog(self.layout.catalog_path).entries()
+        self._entries = {e.name: e for e in entries}
+        for entry in entries:
+            self.con.execute(f'CREATE OR REPLACE VIEW "{entry.name}" AS {self._table_sql(entry)}')
+        self.con.execute(f"CREATE OR REPLACE VIEW failures AS {self._failures_sql()}")
+        catalog = pa.Table.from_pylist([vars(e) for e in entries]) if entries else None
+        if catalog is not None:
+            self.con.register("_catalog_arrow", catalog)
+            self.con.execute("CREATE OR REPLACE VIEW catalog AS SELECT * FROM _catalog_arrow")
+        else:
+            self.con.execute("CREATE OR REPLACE VIEW catalog AS SELECT NULL::VARCHAR AS name WHERE false")
+
+    def _table_sql(self, entry: TableEntry) -> str:
+        glob = self.layout.parts_glob(entry.name)
+        if not self.layout.parts(entry.name):
+            return f"SELECT NULL::VARCHAR AS key, NULL::FLOAT[{entry.dim}] AS embedding WHERE false"
+        return (f"SELECT * REPLACE (embedding::FLOAT[{entry.dim}] AS embedding) "
+                f"FROM read_parquet({_quote(glob)}, union_by_name = true)")
+
+    def _failures_sql(self) -> str:
+        if not self.layout.failure_parts():
+            cols = ", ".join(f'NULL::VARCHAR AS "{f.name}"' for f in FAILURE_SCHEMA)
+            return f"SELECT {cols} WHERE false"
+        return f"SELECT * FROM read_parquet({_quote(self.layout.failures_glob())}, union_by_name = true)"
+
+    def tables(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entry(self, table: str) -> TableEntry:
+        try:
+            return self._entries[table]
+        except KeyError:
+            raise StoreError(f"no table {table!r} in {self.layout.root}; tables: {self.tables()}") from None
+
+    def sql(self, query: str, params: list | None = None) -> pa.Table:
+        try:
+            relation = self.con.sql(query, params=params)
+            if relation is None:  # a statement (CREATE, SET, ...) returns no rows
+                return pa.table({})
+            return _arrow(relation)
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed: {exc}") from exc
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    to_table = getattr(relation, "to_arrow_table", None) or relation.arrow  # duckdb 2.x / 1.x
+    return to_table()
+
+
+def open(root: str | Path) -> Store:  # noqa: A001 - `store.open(path)` is the public API
+    return Store(root)
