@@ -13,8 +13,6 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageOps
 
-#: PIL's own bomb limit is replaced by artlens' --max-pixels, checked from the header before decoding.
-Image.MAX_IMAGE_PIXELS = None
 DEFAULT_MAX_PIXELS = 178_956_970  # PIL's decompression-bomb error threshold (2 × its warning limit)
 
 
@@ -58,14 +56,26 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _allow_in_pillow(max_pixels: int) -> None:
+    """Pillow refuses images over 2 × Image.MAX_IMAGE_PIXELS at open; lift that only when the user's
+    --max-pixels asks for more (artlens checks its own limit below)."""
+    if Image.MAX_IMAGE_PIXELS is not None and 2 * Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels // 2 + 1
+
+
 def open_checked(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Open (header only) and refuse empty data, non-images and images over `max_pixels`."""
     if not data:
         raise ImageRejected("empty file (0 bytes)")
+    _allow_in_pillow(max_pixels)
     try:
-        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # artlens applies its own limit
+            img = Image.open(io.BytesIO(data))
     except Image.UnidentifiedImageError:
         raise ImageRejected(f"not an image Pillow can identify (starts with {data[:16]!r})") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected(f"decompression bomb guard: {exc} (--max-pixels {max_pixels:,})") from None
     width, height = img.size
     if width <= 0 or height <= 0:
         raise ImageRejected(f"image has no pixels ({width}x{height})")

@@ -120,6 +120,7 @@ class ShardWriter:
 
 
 def write_shards(cfg: ShardsConfig, items: Iterable[SourceItem] | None = None) -> ShardsManifest:
+    items = source_for(cfg) if items is None else items  # a bad source fails here, before any output
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     stale = sorted(out.glob("[0-9][0-9][0-9][0-9][0-9].tar"))
@@ -127,7 +128,6 @@ def write_shards(cfg: ShardsConfig, items: Iterable[SourceItem] | None = None) -
         raise FileExistsError(f"{out} already holds shards ({stale[0].name}, …); choose an empty --out")
     manifest = ShardsManifest(source=str(cfg.source), format=cfg.format)
     writer, keys = ShardWriter(out, cfg.shard_size), KeyMaker()
-    items = source_for(cfg) if items is None else items
     for item in tqdm(items, unit="img", desc="shards", disable=not cfg.progress):
         try:
             writer.write(prepare(item, keys(item.source_path), cfg))

@@ -1,7 +1,8 @@
 """Where paintings come from before they are sharded: a registry of source readers.
 
-Each source is a generator of SourceItem(source_path, data, meta); a `data` of None with an `error`
-marks an item that could not be read, which the shard writer reports in the manifest.
+Each source checks its arguments when called (so a bad path or metadata file is reported before any
+output is made) and returns an iterator of SourceItem(source_path, data, meta); a `data` of None with an
+`error` marks an item that could not be read, which the shard writer reports in the manifest.
 """
 from __future__ import annotations
 
@@ -41,14 +42,14 @@ def read_metadata_rows(path: str) -> list[dict]:
         raise SourceError(f"metadata file {path} does not exist")
     if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         rows = []
-        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(p.read_text(encoding="utf-8-sig").splitlines(), 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise SourceError(f"{path}:{n}: invalid JSON line: {exc}") from exc
         return rows
-    with open(p, newline="", encoding="utf-8") as fh:
+    with open(p, newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheet exports start with a BOM
         return list(csv.DictReader(fh))
 
 
@@ -75,6 +76,10 @@ def folder_source(cfg: ShardsConfig) -> Iterator[SourceItem]:
     index: dict[str, dict] = {}
     if cfg.metadata:
         _, index = metadata_index(read_metadata_rows(cfg.metadata), cfg.metadata)
+    return _folder_items(root, index)
+
+
+def _folder_items(root: Path, index: dict[str, dict]) -> Iterator[SourceItem]:
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
         rel = path.relative_to(root).as_posix()
         meta = index.get(rel, index.get(path.name, {}))
@@ -105,7 +110,16 @@ def wikiart_source(cfg: ShardsConfig) -> Iterator[SourceItem]:
     if not cfg.metadata or not cfg.class_file:
         raise SourceError("--format wikiart needs --metadata SPLIT.csv and --class-file CLASS.txt "
                           "(e.g. style_train.csv and style_class.txt from ArtGAN's WikiArt)")
+    for option, path in (("--metadata", cfg.metadata), ("--class-file", cfg.class_file)):
+        if not Path(path).is_file():
+            raise SourceError(f"{option} file {path} does not exist")
+    if not Path(cfg.source).is_dir():
+        raise SourceError(f"{cfg.source} is not a directory (the WikiArt image root)")
     classes = _wikiart_classes(cfg.class_file)
+    return _wikiart_items(cfg, classes)
+
+
+def _wikiart_items(cfg: ShardsConfig, classes: dict[str, str]) -> Iterator[SourceItem]:
     label = Path(cfg.class_file).stem.replace("_class", "") or "label"
     split = Path(cfg.metadata).stem
     root = Path(cfg.source)
@@ -142,9 +156,19 @@ def parquet_source(cfg: ShardsConfig) -> Iterator[SourceItem]:
     files = sorted(Path(cfg.source).glob("*.parquet")) if Path(cfg.source).is_dir() else [Path(cfg.source)]
     if not files or not all(f.is_file() for f in files):
         raise SourceError(f"no Parquet file at {cfg.source}")
+    columns = {}
     for file in files:
+        try:
+            schema = pq.read_schema(file)
+        except (pa.ArrowException, OSError) as exc:
+            raise SourceError(f"{file} is not a readable Parquet file: {exc}") from exc
+        columns[file] = _image_column(schema, cfg.image_column)
+    return _parquet_items(columns)
+
+
+def _parquet_items(columns: dict[Path, str]) -> Iterator[SourceItem]:
+    for file, column in columns.items():
         pf = pq.ParquetFile(file)
-        column = _image_column(pf.schema_arrow, cfg.image_column)
         row_number = 0
         for batch in pf.iter_batches(batch_size=256):
             for row in batch.to_pylist():

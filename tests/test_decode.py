@@ -90,7 +90,7 @@ def test_decompression_bomb_rejected_from_header():
     import resource
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(ImageRejected, match="decompression bomb guard: 20000x20000"):
+    with pytest.raises(ImageRejected, match="decompression bomb guard"):
         decode_image(f.bomb_png(20000, 20000))
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 100_000  # decoding 400 Mpx would need >= 50 MB even at 1 bit per pixel

@@ -50,6 +50,16 @@ def test_exif_rotation_changes_the_embedding_to_the_upright_one(tmp_path, extrac
     assert np.abs(stored - sideways).max() > 1e-3
 
 
+@pytest.mark.slow
+def test_very_large_legitimate_image_is_embedded_up_to_the_pixel_limit(tmp_path, extract):
+    big = f.large_png(12000, 9000)  # 108 Mpx: above PIL's warning limit, below artlens' default limit
+    shards = write_tar(tmp_path / "s" / "00000.tar", [("big.png", big)]).parent
+    summary = extract(shards)
+    assert (summary.images, summary.failures) == (1, 0)
+    limited = extract(shards, table="limited", max_pixels=100_000_000)
+    assert (limited.images, limited.failures) == (0, 1)
+
+
 BAD = [
     ("corrupt.jpg", f.corrupt_jpeg(), "corrupt", "decode"),
     ("truncated.jpg", f.truncated_jpeg(), "truncated", "decode"),
