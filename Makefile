@@ -13,6 +13,7 @@ TABLE      ?= sample
 SAMPLE_N   ?= 240
 BATCH      ?= 64
 DEVICE     ?= auto
+EXTRACT_FLAGS ?=
 Q          ?= SELECT * FROM catalog
 
 .PHONY: install test test-fast sample extract sql clean-store
@@ -41,7 +42,7 @@ $(SHARDS)/manifest.json: | install
 
 extract: sample
 	$(ARTLENS) extract --shards $(SHARDS) --model $(MODEL) --pretrained $(PRETRAINED) \
-		--store $(STORE) --table $(TABLE) --batch-size $(BATCH) --device $(DEVICE)
+		--store $(STORE) --table $(TABLE) --batch-size $(BATCH) --device $(DEVICE) $(EXTRACT_FLAGS)
 
 sql: install
 	$(ARTLENS) sql --store $(STORE) "$(Q)"

@@ -14,7 +14,7 @@ def _items(n: int, seed: int):
         buf = io.BytesIO()
         fmt, ext = ("PNG", "png") if i % 10 == 9 else ("JPEG", "jpg")  # mostly JPEG, some PNG, like real sets
         image.save(buf, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
-        yield SourceItem(source_path=f"{labels['style']}/{name}.{ext}", data=buf.getvalue(), meta=labels)
+        yield SourceItem(source_path=f"{name}.{ext}", data=buf.getvalue(), meta=labels)
 
 
 def write_sample_corpus(out: str, n: int = 240, seed: int = 0, shard_size: int = 64,
