@@ -66,7 +66,7 @@ class _Pending:
 
 def table_entry(cfg: ExtractConfig, loaded: LoadedModel) -> TableEntry:
     return TableEntry(
-        name=cfg.table, kind="image", model=loaded.name, pretrained=loaded.weights.label,
+        name=cfg.table, kind="image", model=loaded.name, model_ref=loaded.ref, pretrained=loaded.weights.label,
         checkpoint_sha256=loaded.weights.sha256, preprocess=loaded.preprocess_description(),
         dim=loaded.dim, dtype="float32", source=cfg.shards, artlens_version=__version__,
     )

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ class LoadedModel:
     model: torch.nn.Module
     preprocess: object                # torchvision transform: PIL RGB image → tensor
     name: str                         # what the catalog records as `model`
+    ref: str                          # how to load it again: open_clip name or absolute config path
     weights: Weights
     device: torch.device
     dtype: torch.dtype
@@ -55,24 +55,25 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def model_name(model: str) -> tuple[str, str]:
-    """(open_clip name, catalog label). A JSON config path is registered with open_clip under its stem."""
+def model_name(model: str) -> tuple[str, str, str]:
+    """(open_clip name, catalog label, reference to load it again).
+    A JSON config path is registered with open_clip under its stem."""
     path = Path(model)
     if model.endswith(".json"):
         if not path.is_file():
             raise ModelError(f"model config {model} does not exist")
         open_clip.add_model_config(path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        return path.stem, f"{path.stem} (config {path.name} sha256:{digest})"
+        return path.stem, f"{path.stem} (config {path.name} sha256:{digest})", str(path.absolute())
     name = model.replace("/", "-")
     if name not in open_clip.list_models():
         raise ModelError(f"unknown open_clip model {model!r}; known models: {', '.join(open_clip.list_models())}"
                          " — or pass the path of an open_clip JSON model config")
-    return name, name
+    return name, name, name
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:
-    name, label = model_name(spec.model)
+    name, label, ref = model_name(spec.model)
     weights = resolve_weights(spec.model, spec.pretrained, seed=spec.seed, cache_dir=spec.cache_dir)
     device = resolve_device(spec.device)
     oc_precision, dtype = PRECISIONS[spec.precision]
@@ -83,7 +84,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     )
     model.eval()
     dim = _embed_dim(model)
-    return LoadedModel(model=model, preprocess=preprocess, name=label, weights=weights,
+    return LoadedModel(model=model, preprocess=preprocess, name=label, ref=ref, weights=weights,
                        device=device, dtype=dtype, dim=dim)
 
 
@@ -98,7 +99,3 @@ def _embed_dim(model: torch.nn.Module) -> int:
             out = model.encode_image(probe).shape[-1]
     return int(out)
 
-
-def describe(loaded: LoadedModel) -> str:
-    return json.dumps({"model": loaded.name, "pretrained": loaded.weights.label, "dim": loaded.dim,
-                       "device": str(loaded.device), "dtype": str(loaded.dtype)})

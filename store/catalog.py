@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS tables (
     name VARCHAR PRIMARY KEY,
     kind VARCHAR,
     model VARCHAR,
+    model_ref VARCHAR,
     pretrained VARCHAR,
     checkpoint_sha256 VARCHAR,
     preprocess VARCHAR,
@@ -48,6 +49,7 @@ class TableEntry:
     name: str
     kind: str = "image"
     model: str = ""
+    model_ref: str = ""               # what to pass to open_clip to load the model again (name or config path)
     pretrained: str = ""
     checkpoint_sha256: str | None = None
     preprocess: str = ""
@@ -75,6 +77,12 @@ class TableEntry:
 _COLUMNS = [f.name for f in fields(TableEntry)]
 
 
+def _added_columns() -> list[tuple[str, str]]:
+    """Columns of the DDL, for adding to an older catalog file (new columns are appended here)."""
+    lines = [ln.strip().rstrip(",").split() for ln in _DDL.splitlines()[2:-1]]
+    return [(ln[0], ln[1]) for ln in lines if ln and ln[0] in _COLUMNS and ln[0] != "name"]
+
+
 class Catalog:
     def __init__(self, path: Path, timeout_s: float = 30.0):
         self.path = Path(path)
@@ -90,6 +98,8 @@ class Catalog:
             con = self._connect_with_retry(read_only)
             if not read_only:
                 con.execute(_DDL)
+                for name, sql_type in _added_columns():  # catalogs written by older artlens versions
+                    con.execute(f"ALTER TABLE tables ADD COLUMN IF NOT EXISTS {name} {sql_type}")
         try:
             yield con
         finally:
@@ -108,10 +118,13 @@ class Catalog:
     def entries(self) -> list[TableEntry]:
         with self._connect(read_only=True) as con:
             try:
-                rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM tables ORDER BY name").fetchall()
+                cursor = con.execute("SELECT * FROM tables ORDER BY name")
             except duckdb.CatalogException:  # a catalog file created by a run killed before its DDL
                 return []
-        return [TableEntry(**dict(zip(_COLUMNS, row))) for row in rows]
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        return [TableEntry(**{k: v for k, v in zip(names, row) if k in _COLUMNS and v is not None})
+                for row in rows]
 
     def get(self, name: str) -> TableEntry | None:
         return next((e for e in self.entries() if e.name == name), None)

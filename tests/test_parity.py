@@ -67,6 +67,7 @@ def test_catalog_records_how_embeddings_were_made(painting_store):
     with store.open(root) as s:
         entry = s.sql("SELECT * FROM catalog WHERE name = 'paintings'").to_pylist()[0]
     assert entry["model"].startswith("artlens-tiny-vit (config artlens-tiny-vit.json sha256:")
+    assert entry["model_ref"].endswith("tests/models/artlens-tiny-vit.json")
     assert entry["pretrained"] == "random:seed=0"
     assert entry["dim"] == 32 and entry["dtype"] == "float32"
     assert entry["rows"] == 14 and entry["failures"] == 0

@@ -125,3 +125,16 @@ def test_readers_work_while_an_extraction_appends(tmp_path):
     assert len(set(seen)) >= 2, f"readers saw no intermediate states: {sorted(set(seen))}"
     with store.open(tmp_path / "store") as s:
         assert s.sql("SELECT count(*) FROM t").column(0)[0].as_py() == 64
+
+
+def test_catalog_written_by_an_older_version_is_read_and_extended(tmp_path):
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "catalog.duckdb"))
+    con.execute("CREATE TABLE tables (name VARCHAR PRIMARY KEY, model VARCHAR, dim INTEGER)")
+    con.execute("INSERT INTO tables VALUES ('old', 'ViT-B-32', 512)")
+    con.close()
+    cat = Catalog(tmp_path / "catalog.duckdb")
+    assert [(e.name, e.model, e.dim) for e in cat.entries()] == [("old", "ViT-B-32", 512)]
+    cat.put(entry("new", model_ref="ViT-B-32"))
+    assert {e.name: e.model_ref for e in cat.entries()} == {"new": "ViT-B-32", "old": ""}
