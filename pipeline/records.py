@@ -65,7 +65,8 @@ def caption(sample: RawSample) -> str | None:
 def to_record(sample: RawSample) -> Record:
     image = image_member(sample)
     meta = metadata(sample)
-    row: dict = {"key": sample.key, "shard": sample.shard, "caption": caption(sample)}
+    row: dict = {"key": sample.key, "shard": sample.shard, "source_path": None, "caption": caption(sample),
+                 "width": None, "height": None}
     for name in PROMOTED:
         if row.get(name) is None and name in meta:
             row[name] = meta.pop(name)

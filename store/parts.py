@@ -13,8 +13,11 @@ import pyarrow.parquet as pq
 
 from .layout import TMP_PREFIX
 
-#: Columns every embedding part starts with; metadata fields that collide get a `meta_` prefix.
-CORE_COLUMNS = ("key", "shard", "source_path", "caption", "width", "height")
+#: Columns every embedding part starts with (every row carries its key and where it came from).
+CORE_COLUMNS = ("key", "shard")
+#: Columns with a fixed type wherever they appear.
+TYPED_COLUMNS = {"key": pa.string(), "shard": pa.string(), "source_path": pa.string(), "caption": pa.string(),
+                 "width": pa.int32(), "height": pa.int32()}
 EMBEDDING = "embedding"
 FAILURE_SCHEMA = pa.schema(
     [("table", pa.string()), ("key", pa.string()), ("shard", pa.string()),
@@ -47,9 +50,9 @@ def column_array(name: str, values: Sequence[Any], conflicts: dict[str, str]) ->
 
 
 def rows_to_table(rows: Sequence[dict], vectors: np.ndarray, dim: int) -> tuple[pa.Table, dict[str, str]]:
-    """Rows (dicts with the core columns and any metadata) plus their vectors → one part table.
+    """Rows (dicts with `key`, `shard` and any other fields) plus their vectors → one part table.
 
-    Columns: the core columns first, then metadata in first-seen order, then `embedding` (FLOAT[dim]).
+    Columns: `key`, `shard`, then the other fields in first-seen order, then `embedding` (FLOAT[dim]).
     """
     if len(rows) != len(vectors):
         raise ValueError(f"{len(rows)} rows but {len(vectors)} embeddings")
@@ -60,9 +63,8 @@ def rows_to_table(rows: Sequence[dict], vectors: np.ndarray, dim: int) -> tuple[
     arrays, fields = [], []
     for name in names:
         values = [row.get(name) for row in rows]
-        if name in CORE_COLUMNS:
-            typ = pa.int32() if name in ("width", "height") else pa.string()
-            arrays.append(pa.array(values, typ))
+        if name in TYPED_COLUMNS:
+            arrays.append(pa.array(values, TYPED_COLUMNS[name]))
         else:
             arrays.append(column_array(name, values, conflicts))
         fields.append(name)
