@@ -109,6 +109,63 @@ def _extract_run(a: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+# ------------------------------------------------------------------ import
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="Parquet file or folder, or clip-retrieval output (img_emb/ + metadata/)")
+    p.add_argument("--store", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--embedding-column", required=True,
+                   help="column of vectors (e.g. 'ViT-L/14@336px'); clip-retrieval: the folder, e.g. img_emb")
+    p.add_argument("--key-column", help="column of unique keys (default: 'key'; clip-retrieval: "
+                                        "'key' or 'image_path')")
+    p.add_argument("--model-name", help="model recorded in the catalog (default: the embedding column name)")
+    p.add_argument("--overwrite", action="store_true", help="replace a table made with other settings")
+
+
+def _import_run(a: argparse.Namespace) -> int:
+    from .importer import ImportConfig, run_import
+
+    cfg = ImportConfig(source=a.source, store=a.store, table=a.table, embedding_column=a.embedding_column,
+                       key_column=a.key_column, model_name=a.model_name, overwrite=a.overwrite)
+    summary = run_import(cfg)
+    for line in summary.lines():
+        print(line)
+    return summary.exit_code
+
+
+# ------------------------------------------------------------------ texts
+def _texts_args(p: argparse.ArgumentParser) -> None:
+    from .config import PRECISION_NAMES
+
+    p.add_argument("--store", required=True)
+    p.add_argument("--table", required=True, help="text table to write (kind 'text')")
+    p.add_argument("--prompts", required=True,
+                   help="prompt set: YAML or CSV file, or the name of a bundled set (sample-style)")
+    p.add_argument("--model", default="ViT-B-32", help="open_clip model name or JSON model config path")
+    p.add_argument("--pretrained", default="openai", help="open_clip tag, checkpoint path, or 'random'")
+    p.add_argument("--for-table", help="image table the prompts are for: refuse unless the same model, "
+                                       "weights and dim made it")
+    p.add_argument("--seed", type=int, default=0, help="seed for --pretrained random")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--precision", default="fp32", choices=PRECISION_NAMES)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--cache-dir", help="open_clip/hub cache directory for weights")
+    p.add_argument("--overwrite", action="store_true", help="replace the whole table (every prompts file in it)")
+
+
+def _texts_run(a: argparse.Namespace) -> int:
+    from .config import ModelSpec
+    from .texts import TextsConfig, embed_prompts
+
+    spec = ModelSpec(model=a.model, pretrained=a.pretrained, precision=a.precision, device=a.device,
+                     seed=a.seed, cache_dir=a.cache_dir)
+    cfg = TextsConfig(prompts=a.prompts, store=a.store, table=a.table, model=spec, for_table=a.for_table,
+                      batch_size=a.batch_size, overwrite=a.overwrite)
+    for line in embed_prompts(cfg).lines():
+        print(line)
+    return 0
+
+
 # ------------------------------------------------------------------ sql
 def _sql_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("query")
@@ -132,7 +189,11 @@ COMMANDS: dict[str, Command] = {
                       _shards_args, _shards_run),
     "sample": Command("generate the procedural sample corpus as shards", _sample_args, _sample_run),
     "extract": Command("embed shards with an open_clip model into a store table", _extract_args, _extract_run),
+    "import": Command("import precomputed embeddings (Parquet, clip-retrieval) into a store table",
+                      _import_args, _import_run),
     "sql": Command("run SQL over a store's tables (DuckDB)", _sql_args, _sql_run),
+    "texts": Command("embed a prompt set (YAML/CSV) with an open_clip text encoder into a store table",
+                     _texts_args, _texts_run),
 }
 
 
@@ -155,13 +216,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from store.query import StoreError
 
     from .failures import SampleError
+    from .importer import ImportSourceError
     from .model import ModelError
     from .shardspec import ShardSpecError
     from .sources import SourceError
+    from .texts import TextsError
     from .weights import WeightsError
 
     return (CatalogError, LayoutError, StoreError, SampleError, ModelError, ShardSpecError, SourceError,
-            WeightsError, FileExistsError, FileNotFoundError, ValueError)
+            WeightsError, ImportSourceError, TextsError, FileExistsError, FileNotFoundError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"artlens {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("interrupted; completed shards are kept and a re-run resumes", file=sys.stderr)
+        print(f"artlens {args.command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .config import ShardsConfig
-from .decode import ImageRejected, decode_image
+from .decode import ImageRejected, decode_image, open_checked
 from .sources import SourceItem, source_for
 
 FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "GIF": "gif", "TIFF": "tif",
@@ -83,7 +83,7 @@ def prepare(item: SourceItem, key: str, cfg: ShardsConfig) -> dict:
     if item.data is None:
         raise ImageRejected(item.error or "no data")
     image = decode_image(item.data, cfg.max_pixels)
-    img_format = Image.open(io.BytesIO(item.data)).format  # header only; decoding succeeded above
+    img_format = open_checked(item.data, cfg.max_pixels).format  # header only; decoding succeeded above
     meta = {**item.meta, "source_path": item.source_path}
     data, ext = item.data, _image_ext(item, img_format)
     if cfg.max_side and max(image.size) > cfg.max_side:

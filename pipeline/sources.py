@@ -63,7 +63,8 @@ def metadata_index(rows: list[dict], path: str) -> tuple[str, dict[str, dict]]:
                           f"found {list(rows[0])}")
     index = {}
     for row in rows:
-        ref = str(row[column]).replace("\\", "/").lstrip("./")
+        ref = str(row[column]).replace("\\", "/")
+        ref = ref[2:] if ref.startswith("./") else ref
         index[ref] = {k: v for k, v in row.items() if k != column}
     return column, index
 

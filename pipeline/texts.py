@@ -1,0 +1,310 @@
+"""`artlens texts`: a prompt set (YAML or CSV) → open_clip text embeddings → a store table of kind "text".
+
+YAML: `templates` (each with `{}`, filled with a name) and `classes`, label → one name, a list of names, or
+`{names: [...], templates: [...]}` (its own templates replace the top-level ones). Every name × template
+of a class is one prompt. Quote a template that starts with `{}` ("{} painting"): YAML reads `{` as a map.
+
+    templates: ["a painting in the style of {}.", "{} art."]
+    classes: {Impressionism: [impressionism, impressionist], Baroque: baroque,
+              indoor: {names: [interior], templates: ["a painting of an {}."]}}
+
+CSV: header `label,template` (the label fills `{}`) or `label,prompt` (literal prompts: `template` is the
+prompt itself and `name` is empty). One row per prompt.
+
+Rows: `key` (`label|template-index|name`, stable and unique), `shard` (the prompts file's absolute path),
+`label`, `template`, `name`, `prompt`, `embedding` (L2-normalised float32). Each prompts file is one part,
+replaced when the same file is embedded again.
+"""
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+import yaml
+
+import store
+from store.catalog import Catalog, TableEntry
+from store.layout import StoreLayout, check_table_name
+from store.writer import TableWriter
+
+from . import __version__
+from .config import ModelSpec
+from .model import LoadedModel, load_model, model_name
+
+PROMPTS_DIR = Path(__file__).parent / "prompts"
+#: Catalog fields that must agree for text and image embeddings to be comparable.
+COMPATIBLE_FIELDS = ("model", "pretrained", "checkpoint_sha256", "dim")
+_CLASS_KEYS = ("names", "templates")
+
+
+class TextsError(ValueError):
+    """Input `artlens texts` refuses: a bad prompts file, incompatible tables."""
+
+
+class PromptsError(TextsError):
+    """A prompts file that cannot be read or breaks the format rules (the message names the file)."""
+
+
+class IncompatibleError(TextsError):
+    """Two tables whose embeddings were not made by the same model and weights."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    key: str
+    label: str
+    template: str
+    name: str
+    prompt: str
+
+
+@dataclass(frozen=True)
+class TextsConfig:
+    prompts: str                      # prompts file, or the name of a bundled set (pipeline/prompts/NAME.yaml)
+    store: str
+    table: str
+    model: ModelSpec = field(default_factory=ModelSpec)
+    for_table: str | None = None      # image table whose model the text embeddings must match
+    batch_size: int = 256
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
+
+
+@dataclass
+class TextsSummary:
+    table: str
+    prompts_file: str
+    prompts: int
+    labels: int
+    table_rows: int = 0
+    for_table: str | None = None
+    elapsed_s: float = 0.0
+
+    def lines(self) -> list[str]:
+        out = [f"table {self.table}: {self.prompts} prompts for {self.labels} labels from {self.prompts_file} "
+               f"embedded in {self.elapsed_s:.1f} s; table now holds {self.table_rows} rows"]
+        if self.for_table:
+            out.append(f"same model, weights and dim as image table {self.for_table}")
+        return out
+
+
+# ------------------------------------------------------------------ prompt files
+def resolve_prompts(spec: str) -> Path:
+    """A prompts file path, or the name of a bundled set such as `sample-style`."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    bundled = PROMPTS_DIR / f"{spec}.yaml"
+    if "/" not in spec and bundled.is_file():
+        return bundled
+    names = sorted(p.stem for p in PROMPTS_DIR.glob("*.yaml"))
+    raise PromptsError(f"prompts file {spec} does not exist (bundled prompt sets: {', '.join(names)})")
+
+
+def load_prompts(path: str | Path) -> list[Prompt]:
+    """Parse and validate a YAML (.yaml/.yml) or CSV (.csv) prompt set into its prompts."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".csv"):
+        raise PromptsError(f"{path}: unknown prompts file type {suffix or '(none)'!r}; use .yaml, .yml or .csv")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PromptsError(f"{path}: not UTF-8 text ({exc})") from None
+    prompts = _parse_csv(path, text) if suffix == ".csv" else _parse_yaml(path, text)
+    _check_unique(path, prompts)
+    return prompts
+
+
+def _parse_yaml(path: Path, text: str) -> list[Prompt]:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where else ""
+        raise PromptsError(f"{path}: invalid YAML{at}: {getattr(exc, 'problem', exc)} "
+                           "(quote templates that start with '{}')") from None
+    if not isinstance(doc, dict):
+        raise PromptsError(f"{path}: expected a mapping with 'classes' (and 'templates'), got {type(doc).__name__}")
+    unknown = sorted(map(str, set(doc) - {"templates", "classes"}))
+    if unknown:
+        raise PromptsError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: templates, classes")
+    classes = doc.get("classes")
+    if not isinstance(classes, dict) or not classes:
+        raise PromptsError(f"{path}: 'classes' must be a non-empty mapping of label → names")
+    default = _templates(path, "top-level templates", doc["templates"]) if "templates" in doc else None
+    prompts: list[Prompt] = []
+    for label, value in classes.items():
+        if not isinstance(label, (str, int)) or isinstance(label, bool) or not str(label).strip():
+            raise PromptsError(f"{path}: class label {label!r} must be non-empty text")
+        prompts += _yaml_class(path, str(label), value, default)
+    return prompts
+
+
+def _yaml_class(path: Path, label: str, value, default: list[str] | None) -> list[Prompt]:
+    templates = default
+    if isinstance(value, dict):
+        unknown = sorted(map(str, set(value) - set(_CLASS_KEYS)))
+        if unknown:
+            raise PromptsError(f"{path}: class {label!r}: unknown key(s) {', '.join(unknown)}; "
+                               f"allowed: {', '.join(_CLASS_KEYS)}")
+        if "templates" in value:
+            templates = _templates(path, f"class {label!r} templates", value["templates"])
+        value = value.get("names")
+    names = _strings(path, f"class {label!r} names", value)
+    if templates is None:
+        raise PromptsError(f"{path}: class {label!r} has no templates: give top-level 'templates' "
+                           "or the class's own")
+    return [Prompt(f"{label}|{i}|{name}", label, t, name, t.replace("{}", name))
+            for i, t in enumerate(templates) for name in names]
+
+
+def _strings(path: Path, what: str, value) -> list[str]:
+    """A string or list of strings, each non-empty, as a list; anything else (or nothing) is an error."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        raise PromptsError(f"{path}: {what}: empty — give a name (text) or a non-empty list of them")
+    for v in values:
+        if not isinstance(v, str) or not v.strip():
+            raise PromptsError(f"{path}: {what}: {v!r} is not non-empty text "
+                               "(quote a template that starts with '{}')")
+    return [v.strip() for v in values]
+
+
+def _templates(path: Path, what: str, value) -> list[str]:
+    templates = _strings(path, what, value)
+    missing = [t for t in templates if "{}" not in t]
+    if missing:
+        raise PromptsError(f"{path}: {what}: template {missing[0]!r} has no '{{}}' for the name")
+    return templates
+
+
+def _parse_csv(path: Path, text: str) -> list[Prompt]:
+    reader = csv.reader(text.splitlines())
+    header = [h.strip().lower() for h in next(reader, [])]
+    if header not in (["label", "template"], ["label", "prompt"]):
+        raise PromptsError(f"{path}: header must be 'label,template' or 'label,prompt', got {','.join(header)!r}")
+    literal, counts, prompts = header[1] == "prompt", {}, []
+    for row in reader:
+        where = f"{path}: line {reader.line_num}"
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != 2:
+            raise PromptsError(f"{where}: expected 2 fields ({','.join(header)}), got {len(row)}; "
+                               "quote fields that contain commas")
+        label, text_ = (cell.strip() for cell in row)
+        if not label or not text_:
+            raise PromptsError(f"{where}: empty {'label' if not label else header[1]}")
+        if not literal and "{}" not in text_:
+            raise PromptsError(f"{where}: template {text_!r} has no '{{}}' for the label")
+        i = counts[label] = counts.get(label, -1) + 1
+        name, prompt = ("", text_) if literal else (label, text_.replace("{}", label))
+        prompts.append(Prompt(f"{label}|{i}|{name}", label, text_, name, prompt))
+    if not prompts:
+        raise PromptsError(f"{path}: no prompts (only a header)")
+    return prompts
+
+
+def _check_unique(path: Path, prompts: list[Prompt]) -> None:
+    seen_keys, seen_prompts = set(), set()
+    for p in prompts:
+        if (p.label, p.prompt) in seen_prompts:
+            raise PromptsError(f"{path}: class {p.label!r} has the prompt {p.prompt!r} twice")
+        if p.key in seen_keys:
+            raise PromptsError(f"{path}: two prompts get the key {p.key!r}; avoid '|' in labels and names")
+        seen_keys.add(p.key)
+        seen_prompts.add((p.label, p.prompt))
+
+
+# ------------------------------------------------------------------ embedding
+def tokenizer_name(loaded: LoadedModel) -> str:
+    """The open_clip name whose tokenizer belongs to the loaded model."""
+    return model_name(loaded.ref)[0]
+
+
+@torch.inference_mode()
+def encode_texts(loaded: LoadedModel, texts: list[str], batch_size: int = 256) -> np.ndarray:
+    """Texts → L2-normalised float32 embeddings (rows, dim) with the model's own tokenizer."""
+    tokenizer = open_clip.get_tokenizer(tokenizer_name(loaded))
+    out = [np.zeros((0, loaded.dim), np.float32)]
+    for start in range(0, len(texts), batch_size):
+        features = loaded.model.encode_text(tokenizer(texts[start:start + batch_size]).to(loaded.device))
+        out.append(F.normalize(features.float(), dim=-1).cpu().numpy())
+    vectors = np.concatenate(out)
+    if vectors.shape[1] != loaded.dim:
+        raise TextsError(f"text embeddings have dim {vectors.shape[1]}, image embeddings {loaded.dim}")
+    return vectors
+
+
+def text_entry(cfg: TextsConfig, loaded: LoadedModel, source: str) -> TableEntry:
+    """The catalog entry: the same model/weights/dim fields an image table from this model gets."""
+    return TableEntry(
+        name=cfg.table, kind="text", model=loaded.name, model_ref=loaded.ref, pretrained=loaded.weights.label,
+        checkpoint_sha256=loaded.weights.sha256, preprocess=f"open_clip tokenizer {tokenizer_name(loaded)}",
+        dim=loaded.dim, dtype="float32", source=source, artlens_version=__version__,
+    )
+
+
+def check_compatible(image_entry: TableEntry, text_entry: TableEntry) -> None:
+    """Raise IncompatibleError unless an image and a text table were embedded by the same model and weights."""
+    sides = f"image table {image_entry.name!r} and text table {text_entry.name!r}"
+    kinds = [f"{e.name!r} is a {e.kind!r} table, not a {want!r} table"
+             for e, want in ((image_entry, "image"), (text_entry, "text")) if e.kind != want]
+    diffs = [f"{f}: image table has {getattr(image_entry, f)!r}, text table has {getattr(text_entry, f)!r}"
+             for f in COMPATIBLE_FIELDS if getattr(image_entry, f) != getattr(text_entry, f)]
+    if kinds:
+        raise IncompatibleError(f"{sides} cannot be compared: {'; '.join(kinds)}")
+    if diffs:
+        raise IncompatibleError(
+            f"{sides} were made with different models or weights ({'; '.join(diffs)}); embed the prompts with "
+            f"--model {image_entry.model_ref or image_entry.model} --pretrained {image_entry.pretrained}")
+
+
+# ------------------------------------------------------------------ the command
+def _image_entry(cfg: TextsConfig) -> TableEntry | None:
+    """The catalog entry of --for-table (StoreError when the store or table does not exist)."""
+    if cfg.for_table is None:
+        return None
+    with store.open(cfg.store) as s:
+        return s.entry(cfg.for_table)
+
+
+def _check_target(cfg: TextsConfig) -> None:
+    """Refuse to write text rows into an existing table of another kind (unless --overwrite)."""
+    existing = Catalog(StoreLayout.at(cfg.store).catalog_path).get(cfg.table)
+    if existing is not None and existing.kind != "text" and not cfg.overwrite:
+        raise TextsError(f"table {cfg.table!r} in {cfg.store} is an {existing.kind!r} table, not a text table; "
+                         "use another --table (or --overwrite to replace it)")
+
+
+def embed_prompts(cfg: TextsConfig, loaded: LoadedModel | None = None) -> TextsSummary:
+    """Embed every prompt of cfg.prompts into table cfg.table (the part for this file is replaced)."""
+    start = time.perf_counter()
+    check_table_name(cfg.table)
+    path = resolve_prompts(cfg.prompts)
+    prompts = load_prompts(path)
+    image_entry = _image_entry(cfg)
+    _check_target(cfg)
+    loaded = loaded or load_model(cfg.model)
+    shard = str(path.resolve())
+    entry = text_entry(cfg, loaded, shard)
+    if image_entry is not None:
+        check_compatible(image_entry, entry)
+    vectors = encode_texts(loaded, [p.prompt for p in prompts], cfg.batch_size)
+    writer = TableWriter(cfg.store, entry, overwrite=cfg.overwrite)
+    rows = [{"key": p.key, "shard": shard, "label": p.label, "template": p.template, "name": p.name,
+             "prompt": p.prompt} for p in prompts]
+    writer.commit(shard, rows, vectors, [])
+    entry = writer.finish()
+    return TextsSummary(table=cfg.table, prompts_file=shard, prompts=len(prompts),
+                        labels=len({p.label for p in prompts}), table_rows=entry.rows,
+                        for_table=cfg.for_table, elapsed_s=time.perf_counter() - start)
