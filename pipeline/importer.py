@@ -1,13 +1,10 @@
 """`artlens import`: precomputed embeddings → a store table, one committed part per source file.
 
-SOURCE is a Parquet file, a folder of Parquet files, or a clip-retrieval output folder
-(`COL/COL_N.npy` beside `metadata/metadata_N.parquet`, COL usually `img_emb`). Each file (or each N) is
-one shard: its id is the file's path, so a re-run skips what is already imported. Every other column
-becomes a metadata column; names the store uses itself (`key`, `shard`, `embedding`) become `meta_<name>`.
-
-Rows are checked, and every refusal is a failure row (stage `import`): null or empty key, missing vector,
-a length other than the table's dimension, NaN/inf, an all-zero vector, a key already imported (the first
-one is kept). Vectors off unit norm by more than 1e-3 are renormalised and counted. Stored as float32.
+SOURCE: a Parquet file or folder, or clip-retrieval output (`COL/COL_N.npy` + `metadata/metadata_N.parquet`).
+Each file (or N) is one shard whose id is its path, so a re-run skips what is already imported. Other
+columns become metadata; the store's own names (`key`, `shard`, `embedding`) become `meta_<name>`.
+Every refused row is a failure (stage `import`): null key, null vector, wrong length, NaN/inf, all zeros,
+a key already imported (the first is kept). Vectors off unit norm by > 1e-3 are renormalised and counted.
 """
 from __future__ import annotations
 
@@ -31,7 +28,6 @@ from .failures import Failure
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 3
 NORM_TOLERANCE = 1e-3
-STAGE = "import"
 _PANDAS_INDEX = re.compile(r"^__index_level_\d+__$")
 _DEFAULT_KEYS = {"parquet": ("key",), "clip-retrieval": ("key", "image_path")}
 
@@ -49,10 +45,6 @@ class ImportConfig:
     key_column: str | None = None
     model_name: str | None = None
     overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.embedding_column:
-            raise ValueError("--embedding-column must name the column (clip-retrieval: folder) of vectors")
 
 
 @dataclass
@@ -114,8 +106,7 @@ def discover(source: str, column: str) -> tuple[str, list[_Unit]]:
     files = [root] if root.is_file() else sorted(
         p for p in root.rglob("*.parquet") if not p.name.startswith((".", "_")))
     if not files:
-        raise ImportSourceError(f"no Parquet files under {root} (and no clip-retrieval "
-                                f"{column}/ + metadata/ folders)")
+        raise ImportSourceError(f"no Parquet files under {root}, nor clip-retrieval {column}/ and metadata/")
     for path in files:
         schema = pq.read_schema(path)
         if column not in schema.names or not _is_list(schema.field(column).type):
@@ -163,8 +154,7 @@ def key_column(cfg: ImportConfig, layout: str, schema: pa.Schema, sample: pa.Tab
 
 
 def _unique_id_column(table: pa.Table, fld: pa.Field) -> bool:
-    if _PANDAS_INDEX.match(fld.name) or not (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)
-                                             or pa.types.is_integer(fld.type)):
+    if _PANDAS_INDEX.match(fld.name) or _family(fld.type) not in ("int", "text"):
         return False
     col = table[fld.name]
     return col.null_count == 0 and len(pc.unique(col)) == len(col)
@@ -183,8 +173,9 @@ def store_name(fld: pa.Field) -> str:
 
 
 def _family(typ: pa.DataType) -> str:
-    return "int" if pa.types.is_integer(typ) else "text" if pa.types.is_string(typ) or \
-        pa.types.is_large_string(typ) else str(typ)
+    if pa.types.is_integer(typ):
+        return "int"
+    return "text" if pa.types.is_string(typ) or pa.types.is_large_string(typ) else str(typ)
 
 
 def vector_lengths(vectors: pa.Array) -> np.ndarray:
@@ -298,8 +289,9 @@ def _import_unit(unit: _Unit, column: str, key_col: str, dim: int, writer: Table
     matrix, renormalised = renormalise(matrix[keep])
     meta = meta.drop_columns([n for n in meta.column_names if _PANDAS_INDEX.match(n) or n == key_col == "key"])
     meta = meta.rename_columns([store_name(f) for f in meta.schema]).take(keep)
-    rows = [{"key": keys[i], "shard": unit.shard, **row} for i, row in zip(keep, meta.to_pylist())]
-    failures = [Failure(keys[i], unit.shard, STAGE, f"row {i}: {err}").as_row() for i, err in errors.items()]
+    meta_rows = meta.to_pylist() if meta.num_columns else [{}] * len(keep)
+    rows = [{"key": keys[i], "shard": unit.shard, **row} for i, row in zip(keep, meta_rows)]
+    failures = [Failure(keys[i], unit.shard, "import", f"row {i}: {err}").as_row() for i, err in errors.items()]
     writer.commit(unit.shard, rows, matrix, failures)
     summary.files_committed += 1
     summary.rows += len(rows)

@@ -3,14 +3,11 @@
 YAML: `templates` (each with `{}`, filled with a name) and `classes`, label → one name, a list of names, or
 `{names: [...], templates: [...]}` (its own templates replace the top-level ones). Every name × template
 of a class is one prompt. Quote a template that starts with `{}` ("{} painting"): YAML reads `{` as a map.
-
     templates: ["a painting in the style of {}.", "{} art."]
     classes: {Impressionism: [impressionism, impressionist], Baroque: baroque,
               indoor: {names: [interior], templates: ["a painting of an {}."]}}
-
 CSV: header `label,template` (the label fills `{}`) or `label,prompt` (literal prompts: `template` is the
 prompt itself and `name` is empty). One row per prompt.
-
 Rows: `key` (`label|template-index|name`, stable and unique), `shard` (the prompts file's absolute path),
 `label`, `template`, `name`, `prompt`, `embedding` (L2-normalised float32). Each prompts file is one part,
 replaced when the same file is embedded again.
@@ -19,7 +16,8 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -90,14 +88,11 @@ class TextsSummary:
     elapsed_s: float = 0.0
 
     def lines(self) -> list[str]:
-        out = [f"table {self.table}: {self.prompts} prompts for {self.labels} labels from {self.prompts_file} "
-               f"embedded in {self.elapsed_s:.1f} s; table now holds {self.table_rows} rows"]
-        if self.for_table:
-            out.append(f"same model, weights and dim as image table {self.for_table}")
-        return out
+        match = [f"same model, weights and dim as image table {self.for_table}"] if self.for_table else []
+        return [f"table {self.table}: {self.prompts} prompts for {self.labels} labels from {self.prompts_file} "
+                f"embedded in {self.elapsed_s:.1f} s; table now holds {self.table_rows} rows"] + match
 
 
-# ------------------------------------------------------------------ prompt files
 def resolve_prompts(spec: str) -> Path:
     """A prompts file path, or the name of a bundled set such as `sample-style`."""
     path = Path(spec)
@@ -126,6 +121,7 @@ def load_prompts(path: str | Path) -> list[Prompt]:
 
 
 def _parse_yaml(path: Path, text: str) -> list[Prompt]:
+    """The YAML format: top-level `templates` and `classes` (see the module docstring)."""
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -151,6 +147,7 @@ def _parse_yaml(path: Path, text: str) -> list[Prompt]:
 
 
 def _yaml_class(path: Path, label: str, value, default: list[str] | None) -> list[Prompt]:
+    """One class: names (text, list, or a mapping with `names` and its own `templates`) × templates."""
     templates = default
     if isinstance(value, dict):
         unknown = sorted(map(str, set(value) - set(_CLASS_KEYS)))
@@ -162,8 +159,7 @@ def _yaml_class(path: Path, label: str, value, default: list[str] | None) -> lis
         value = value.get("names")
     names = _strings(path, f"class {label!r} names", value)
     if templates is None:
-        raise PromptsError(f"{path}: class {label!r} has no templates: give top-level 'templates' "
-                           "or the class's own")
+        raise PromptsError(f"{path}: class {label!r} has no templates (neither top-level nor its own)")
     return [Prompt(f"{label}|{i}|{name}", label, t, name, t.replace("{}", name))
             for i, t in enumerate(templates) for name in names]
 
@@ -172,15 +168,16 @@ def _strings(path: Path, what: str, value) -> list[str]:
     """A string or list of strings, each non-empty, as a list; anything else (or nothing) is an error."""
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, list) or not values:
-        raise PromptsError(f"{path}: {what}: empty — give a name (text) or a non-empty list of them")
+        raise PromptsError(f"{path}: {what}: empty — give text or a non-empty list of text")
     for v in values:
         if not isinstance(v, str) or not v.strip():
-            raise PromptsError(f"{path}: {what}: {v!r} is not non-empty text "
-                               "(quote a template that starts with '{}')")
+            hint = " (quote a template that starts with '{}')" if isinstance(v, dict) else ""
+            raise PromptsError(f"{path}: {what}: {v!r} is not non-empty text{hint}")
     return [v.strip() for v in values]
 
 
 def _templates(path: Path, what: str, value) -> list[str]:
+    """Like _strings, and each template must hold `{}`."""
     templates = _strings(path, what, value)
     missing = [t for t in templates if "{}" not in t]
     if missing:
@@ -189,6 +186,7 @@ def _templates(path: Path, what: str, value) -> list[str]:
 
 
 def _parse_csv(path: Path, text: str) -> list[Prompt]:
+    """The CSV format: `label,template` or `label,prompt` rows (blank lines skipped)."""
     reader = csv.reader(text.splitlines())
     header = [h.strip().lower() for h in next(reader, [])]
     if header not in (["label", "template"], ["label", "prompt"]):
@@ -215,17 +213,14 @@ def _parse_csv(path: Path, text: str) -> list[Prompt]:
 
 
 def _check_unique(path: Path, prompts: list[Prompt]) -> None:
-    seen_keys, seen_prompts = set(), set()
-    for p in prompts:
-        if (p.label, p.prompt) in seen_prompts:
-            raise PromptsError(f"{path}: class {p.label!r} has the prompt {p.prompt!r} twice")
-        if p.key in seen_keys:
-            raise PromptsError(f"{path}: two prompts get the key {p.key!r}; avoid '|' in labels and names")
-        seen_keys.add(p.key)
-        seen_prompts.add((p.label, p.prompt))
+    """Refuse a prompt given twice for one label, and keys made ambiguous by '|' in labels or names."""
+    twice = [pair for pair, n in Counter((p.label, p.prompt) for p in prompts).items() if n > 1]
+    if twice:
+        raise PromptsError(f"{path}: class {twice[0][0]!r} has the prompt {twice[0][1]!r} more than once")
+    if len({p.key for p in prompts}) < len(prompts):
+        raise PromptsError(f"{path}: two prompts get the same key; avoid '|' in labels and names")
 
 
-# ------------------------------------------------------------------ embedding
 def tokenizer_name(loaded: LoadedModel) -> str:
     """The open_clip name whose tokenizer belongs to the loaded model."""
     return model_name(loaded.ref)[0]
@@ -269,21 +264,16 @@ def check_compatible(image_entry: TableEntry, text_entry: TableEntry) -> None:
             f"--model {image_entry.model_ref or image_entry.model} --pretrained {image_entry.pretrained}")
 
 
-# ------------------------------------------------------------------ the command
-def _image_entry(cfg: TextsConfig) -> TableEntry | None:
-    """The catalog entry of --for-table (StoreError when the store or table does not exist)."""
-    if cfg.for_table is None:
-        return None
-    with store.open(cfg.store) as s:
-        return s.entry(cfg.for_table)
-
-
-def _check_target(cfg: TextsConfig) -> None:
-    """Refuse to write text rows into an existing table of another kind (unless --overwrite)."""
+def _preflight(cfg: TextsConfig) -> TableEntry | None:
+    """Refuse a --table of another kind (unless --overwrite); the --for-table entry (StoreError if none)."""
     existing = Catalog(StoreLayout.at(cfg.store).catalog_path).get(cfg.table)
     if existing is not None and existing.kind != "text" and not cfg.overwrite:
         raise TextsError(f"table {cfg.table!r} in {cfg.store} is an {existing.kind!r} table, not a text table; "
                          "use another --table (or --overwrite to replace it)")
+    if cfg.for_table is None:
+        return None
+    with store.open(cfg.store) as s:
+        return s.entry(cfg.for_table)
 
 
 def embed_prompts(cfg: TextsConfig, loaded: LoadedModel | None = None) -> TextsSummary:
@@ -292,8 +282,7 @@ def embed_prompts(cfg: TextsConfig, loaded: LoadedModel | None = None) -> TextsS
     check_table_name(cfg.table)
     path = resolve_prompts(cfg.prompts)
     prompts = load_prompts(path)
-    image_entry = _image_entry(cfg)
-    _check_target(cfg)
+    image_entry = _preflight(cfg)
     loaded = loaded or load_model(cfg.model)
     shard = str(path.resolve())
     entry = text_entry(cfg, loaded, shard)
@@ -301,8 +290,7 @@ def embed_prompts(cfg: TextsConfig, loaded: LoadedModel | None = None) -> TextsS
         check_compatible(image_entry, entry)
     vectors = encode_texts(loaded, [p.prompt for p in prompts], cfg.batch_size)
     writer = TableWriter(cfg.store, entry, overwrite=cfg.overwrite)
-    rows = [{"key": p.key, "shard": shard, "label": p.label, "template": p.template, "name": p.name,
-             "prompt": p.prompt} for p in prompts]
+    rows = [{"shard": shard, **asdict(p)} for p in prompts]
     writer.commit(shard, rows, vectors, [])
     entry = writer.finish()
     return TextsSummary(table=cfg.table, prompts_file=shard, prompts=len(prompts),
