@@ -1,7 +1,9 @@
-"""The store's catalog (`catalog.duckdb`): one row per table describing how its embeddings were made.
+"""The store's catalog (`catalog.duckdb`): how each table's embeddings were made, and its indexes.
 
+Two DuckDB tables: `tables` (one row per embedding table) and `indexes` (one row per table's FAISS index).
 The file is opened only for the moment of a read or write, so readers and a running extraction can share
-it; a lock held by another process is waited for briefly.
+it; a lock held by another process is waited for briefly. Columns come from the dataclasses below, so a
+catalog written by an older artlens gains new columns when it is next written.
 """
 from __future__ import annotations
 
@@ -11,33 +13,16 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 import duckdb
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS tables (
-    name VARCHAR PRIMARY KEY,
-    kind VARCHAR,
-    model VARCHAR,
-    model_ref VARCHAR,
-    pretrained VARCHAR,
-    checkpoint_sha256 VARCHAR,
-    preprocess VARCHAR,
-    dim INTEGER,
-    dtype VARCHAR,
-    rows BIGINT,
-    failures BIGINT,
-    schema_conflicts VARCHAR,
-    source VARCHAR,
-    created TIMESTAMPTZ,
-    updated TIMESTAMPTZ,
-    artlens_version VARCHAR
-)
-"""
-
 #: The fields that define what an embedding means; a table may only grow with the same values.
 IDENTITY_FIELDS = ("model", "pretrained", "checkpoint_sha256", "preprocess", "dim")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class CatalogError(RuntimeError):
@@ -59,8 +44,8 @@ class TableEntry:
     failures: int = 0
     schema_conflicts: str = "{}"
     source: str = ""
-    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    updated: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime = field(default_factory=_now)
+    updated: datetime = field(default_factory=_now)
     artlens_version: str = ""
 
     def identity(self) -> dict:
@@ -74,13 +59,39 @@ class TableEntry:
         return json.loads(self.schema_conflicts or "{}")
 
 
-_COLUMNS = [f.name for f in fields(TableEntry)]
+@dataclass
+class IndexEntry:
+    name: str                         # the table this index serves
+    kind: str = ""                    # flat | hnsw | ivfpq | factory
+    factory: str = ""                 # the FAISS factory string
+    params: str = "{}"                # JSON: search parameters chosen (efSearch, nprobe, ...)
+    generation: str = ""              # names the index files under indexes/<table>/
+    rows: int = 0
+    parts: str = "{}"                 # JSON {part file name: size in bytes}: the table state it covers
+    build_s: float = 0.0
+    memory_bytes: int = 0
+    recall_at_10: float | None = None
+    recall_queries: int = 0
+    created: datetime = field(default_factory=_now)
+    updated: datetime = field(default_factory=_now)
+
+    def covered(self) -> dict[str, int]:
+        return json.loads(self.parts or "{}")
+
+    def search_params(self) -> dict:
+        return json.loads(self.params or "{}")
 
 
-def _added_columns() -> list[tuple[str, str]]:
-    """Columns of the DDL, for adding to an older catalog file (new columns are appended here)."""
-    lines = [ln.strip().rstrip(",").split() for ln in _DDL.splitlines()[2:-1]]
-    return [(ln[0], ln[1]) for ln in lines if ln and ln[0] in _COLUMNS and ln[0] != "name"]
+_SQL_TYPES = {str: "VARCHAR", "str": "VARCHAR", "str | None": "VARCHAR", "int": "BIGINT", "float": "DOUBLE",
+              "float | None": "DOUBLE", "datetime": "TIMESTAMPTZ"}
+_TABLES = {"tables": TableEntry, "indexes": IndexEntry}
+E = TypeVar("E", TableEntry, IndexEntry)
+
+
+def _ddl(table: str) -> list[str]:
+    cols = [(f.name, _SQL_TYPES[f.type]) for f in fields(_TABLES[table])]
+    create = f"CREATE TABLE IF NOT EXISTS {table} (name VARCHAR PRIMARY KEY)"
+    return [create] + [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {n} {t}" for n, t in cols if n != "name"]
 
 
 class Catalog:
@@ -92,15 +103,14 @@ class Catalog:
     def _connect(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         if read_only and not self.path.exists():
             con = duckdb.connect(":memory:")
-            con.execute(_DDL)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             con = self._connect_with_retry(read_only)
-            if not read_only:
-                con.execute(_DDL)
-                for name, sql_type in _added_columns():  # catalogs written by older artlens versions
-                    con.execute(f"ALTER TABLE tables ADD COLUMN IF NOT EXISTS {name} {sql_type}")
         try:
+            if not read_only:
+                for table in _TABLES:
+                    for statement in _ddl(table):
+                        con.execute(statement)
             yield con
         finally:
             con.close()
@@ -115,30 +125,51 @@ class Catalog:
                     raise CatalogError(f"catalog {self.path} stayed locked for {self.timeout_s:.0f}s: {exc}")
                 time.sleep(0.05)
 
-    def entries(self) -> list[TableEntry]:
+    def _read(self, table: str) -> list:
+        cls = _TABLES[table]
+        known = {f.name for f in fields(cls)}
         with self._connect(read_only=True) as con:
             try:
-                cursor = con.execute("SELECT * FROM tables ORDER BY name")
-            except duckdb.CatalogException:  # a catalog file created by a run killed before its DDL
+                cursor = con.execute(f"SELECT * FROM {table} ORDER BY name")
+            except duckdb.CatalogException:  # no such table yet (new or older catalog)
                 return []
             names = [d[0] for d in cursor.description]
             rows = cursor.fetchall()
-        return [TableEntry(**{k: v for k, v in zip(names, row) if k in _COLUMNS and v is not None})
-                for row in rows]
+        return [cls(**{k: v for k, v in zip(names, row) if k in known and v is not None}) for row in rows]
+
+    def _write(self, table: str, entry) -> None:
+        entry.updated = _now()
+        values = asdict(entry)
+        cols = list(values)
+        with self._connect(read_only=False) as con:
+            con.execute(f"DELETE FROM {table} WHERE name = ?", [entry.name])
+            con.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                        [values[c] for c in cols])
+
+    def _delete(self, table: str, name: str) -> None:
+        with self._connect(read_only=False) as con:
+            con.execute(f"DELETE FROM {table} WHERE name = ?", [name])
+
+    # tables
+    def entries(self) -> list[TableEntry]:
+        return self._read("tables")
 
     def get(self, name: str) -> TableEntry | None:
         return next((e for e in self.entries() if e.name == name), None)
 
     def put(self, entry: TableEntry) -> None:
-        entry.updated = datetime.now(timezone.utc)
-        values = asdict(entry)
-        with self._connect(read_only=False) as con:
-            con.execute("DELETE FROM tables WHERE name = ?", [entry.name])
-            con.execute(
-                f"INSERT INTO tables ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                [values[c] for c in _COLUMNS],
-            )
+        self._write("tables", entry)
 
     def delete(self, name: str) -> None:
-        with self._connect(read_only=False) as con:
-            con.execute("DELETE FROM tables WHERE name = ?", [name])
+        self._delete("tables", name)
+        self._delete("indexes", name)
+
+    # indexes
+    def indexes(self) -> list[IndexEntry]:
+        return self._read("indexes")
+
+    def get_index(self, table: str) -> IndexEntry | None:
+        return next((e for e in self.indexes() if e.name == table), None)
+
+    def put_index(self, entry: IndexEntry) -> None:
+        self._write("indexes", entry)

@@ -4,6 +4,8 @@
       catalog.duckdb                      one row per table: model, weights, preprocessing, counts
       tables/<table>/part-<shard>.parquet one embedding part per input shard (the commit marker)
       failures/<table>/part-<shard>.parquet the samples of that shard that could not be embedded
+      indexes/<table>/<generation>.faiss   FAISS index over the table's embeddings (ids 0..n-1)
+      indexes/<table>/<generation>.ids.parquet  id → key, shard: every index id maps back to a row
 
 Parts are written to a hidden temporary name in the same folder and renamed into place, so a reader's
 glob (`part-*.parquet`) never sees a half-written file.
@@ -80,6 +82,13 @@ class StoreLayout:
 
     def failures_glob(self) -> str:
         return str(self.root / "failures" / "*" / PART_GLOB)
+
+    def index_dir(self, table: str) -> Path:
+        return self.root / "indexes" / check_table_name(table)
+
+    def index_files(self, table: str, generation: str) -> tuple[Path, Path]:
+        d = self.index_dir(table)
+        return d / f"{generation}.faiss", d / f"{generation}.ids.parquet"
 
     def stale_temporaries(self, table: str) -> list[Path]:
         dirs = (self.table_dir(table), self.failures_dir(table))

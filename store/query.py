@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from .catalog import Catalog, TableEntry
+from .index import LoadedIndex, open_index
 from .layout import StoreLayout
 from .parts import FAILURE_SCHEMA
 
@@ -34,7 +35,23 @@ class Store:
             raise StoreError(f"no store at {self.layout.root} (run `artlens extract --store {root}` first)")
         self.con = duckdb.connect(":memory:")
         self._entries: dict[str, TableEntry] = {}
+        self._indexes: dict[str, LoadedIndex | None] = {}
+        self._define_functions()
         self.refresh()
+
+    def _define_functions(self) -> None:
+        """`cosine(a, b)` and `neighbors(table, embedding, k) -> VARCHAR[]` (keys, best first, via the index)."""
+        from duckdb import list_type, sqltypes as t
+
+        self.con.execute("CREATE MACRO cosine(a, b) AS array_cosine_similarity(a, b)")
+
+        def neighbor_keys(table: str, embedding: list, k: int) -> list:
+            from .neighbors import search
+
+            return [hit[0] for hit in search(self, table, embedding, int(k))]
+
+        self.con.create_function("neighbors", neighbor_keys, [t.VARCHAR, list_type(t.FLOAT), t.INTEGER],
+                                 list_type(t.VARCHAR), side_effects=False)
 
     def refresh(self) -> None:
         """Re-read the catalog and (re)define the views; new parts of known tables appear without it."""
@@ -71,6 +88,23 @@ class Store:
             return self._entries[table]
         except KeyError:
             raise StoreError(f"no table {table!r} in {self.layout.root}; tables: {self.tables()}") from None
+
+    def index(self, table: str) -> LoadedIndex | None:
+        """The table's FAISS index (loaded once, brought up to date with new parts), or None."""
+        if table not in self._indexes:
+            self._indexes[table] = open_index(self.layout.root, table, self.entry(table).dim)
+        return self._indexes[table]
+
+    def neighbors(self, table: str, key: str | None = None, vector=None, k: int = 10,
+                  where: str | None = None) -> pa.Table:
+        """The k rows nearest to a row (`key`, itself excluded) or to a vector, best first, with metadata."""
+        from .neighbors import neighbors_table, query_vector, search
+
+        if (key is None) == (vector is None):
+            raise StoreError("give exactly one of key= or vector=")
+        exclude = {key} if key is not None else set()
+        query = query_vector(self, table, key) if key is not None else vector
+        return neighbors_table(self, table, search(self, table, query, k, where, exclude))
 
     def sql(self, query: str, params: list | None = None) -> pa.Table:
         try:

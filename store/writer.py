@@ -51,7 +51,8 @@ class TableWriter:
         return entry
 
     def drop(self, name: str) -> None:
-        for directory in (self.layout.table_dir(name), self.layout.failures_dir(name)):
+        dirs = (self.layout.table_dir(name), self.layout.failures_dir(name), self.layout.index_dir(name))
+        for directory in dirs:
             shutil.rmtree(directory, ignore_errors=True)
         self.catalog.delete(name)
 

@@ -1,0 +1,263 @@
+"""FAISS indexes over store tables: choose a kind, build, tune for recall, measure it, add new parts, search.
+
+Index ids are 0..n-1 in the order rows were added; `<generation>.ids.parquet` maps each id to its row's
+(key, shard), so nothing is matched by position in a file. Inner product on L2-normalised vectors = cosine.
+An index records the table state it covers ({part: size}); new parts are added incrementally, and a part
+that changed or vanished makes the index stale until rebuilt.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from .catalog import Catalog, IndexEntry
+from .layout import StoreLayout
+from .parts import write_atomic
+
+EXACT_BELOW = 10_000          # auto: exact search below this many rows
+HNSW_M = 32
+
+
+class IndexUnavailable(RuntimeError):
+    """An index that is missing, stale or cannot be built; the message says what to run."""
+
+
+@dataclass(frozen=True)
+class IndexKind:
+    factory: str              # FAISS factory template; {nlist} and {m} are filled from the table's size
+    tune: str | None          # the search parameter tuned for recall
+    grid: tuple[int, ...]     # values tried, smallest first
+    addable: bool = True      # new parts can be added without retraining
+
+
+KINDS: dict[str, IndexKind] = {
+    "flat": IndexKind("Flat", None, ()),
+    "hnsw": IndexKind(f"HNSW{HNSW_M},Flat", "efSearch", (16, 32, 64, 128, 256, 512)),
+    "ivfpq": IndexKind("OPQ{m},IVF{nlist},PQ{m}", "nprobe", (1, 2, 4, 8, 16, 32, 64, 128, 256)),
+}
+
+
+def parse_bytes(text: str | int) -> int:
+    if isinstance(text, int):
+        return text
+    match = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?)i?B?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"cannot read memory size {text!r}; use e.g. 4G, 512M, 1500000000")
+    return int(float(match.group(1)) * 1024 ** "BKMGT".index((match.group(2) or "B").upper()))
+
+
+def hnsw_bytes(n: int, d: int) -> int:
+    return int(n * (4 * d + HNSW_M * 2 * 4 * 1.1 + 16))
+
+
+def choose_kind(n: int, d: int, max_memory: int) -> str:
+    """autofaiss-style choice: exact when small, HNSW while it fits in memory, OPQ+IVF+PQ beyond."""
+    if n < EXACT_BELOW:
+        return "flat"
+    return "hnsw" if hnsw_bytes(n, d) <= max_memory else "ivfpq"
+
+
+def _pq_m(n: int, d: int, max_memory: int) -> int:
+    budget = max(4, int(max_memory * 0.9 / max(n, 1)) - 16)  # bytes per vector left for PQ codes
+    divisors = [m for m in range(1, d + 1) if d % m == 0 and m <= min(budget, d // 4, 256)]
+    return max(divisors) if divisors else 1
+
+
+#: For raw factory strings: the first matching structure decides the parameter tuned for recall.
+TUNABLE = (("IVF", KINDS["ivfpq"]), ("HNSW", KINDS["hnsw"]))
+
+
+def factory_for(kind: str, n: int, d: int, max_memory: int) -> tuple[str, IndexKind]:
+    """(FAISS factory string, kind) for a kind name or a raw FAISS factory string."""
+    spec = KINDS.get(kind)
+    if spec is None:
+        like = next((s for marker, s in TUNABLE if marker in kind), None)
+        return kind, IndexKind(kind, like.tune if like else None, like.grid if like else ())
+    nlist = int(2 ** round(np.log2(max(1.0, 4 * np.sqrt(n)))))
+    nlist = max(1, min(nlist, n // 39))
+    return spec.factory.format(nlist=nlist, m=_pq_m(n, d, max_memory)), spec
+
+
+def table_state(layout: StoreLayout, table: str) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in layout.parts(table)}
+
+
+def read_vectors(paths: list[Path], dim: int, progress: bool = False) -> tuple[pa.Table, np.ndarray]:
+    """(key, shard) table and float32 vectors of these parts, in order."""
+    ids, chunks = [], []
+    for path in tqdm(paths, desc="read parts", unit="part", disable=not progress):
+        part = pq.read_table(path, columns=["key", "shard", "embedding"])
+        ids.append(part.select(["key", "shard"]))
+        flat = part.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        chunks.append(np.asarray(flat, dtype=np.float32).reshape(-1, dim))
+    rows = pa.concat_tables(ids) if ids else pa.table({"key": pa.array([], pa.string()),
+                                                       "shard": pa.array([], pa.string())})
+    vectors = np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32)
+    return rows, vectors
+
+
+def exact_neighbors(queries: np.ndarray, base: np.ndarray, k: int) -> np.ndarray:
+    _, ids = faiss.knn(queries, base, k, metric=faiss.METRIC_INNER_PRODUCT)
+    return ids
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = sum(len(set(f) & set(t)) for f, t in zip(found, truth))
+    return hits / truth.size
+
+
+def _without_self(ids: np.ndarray, query_ids: np.ndarray, k: int) -> np.ndarray:
+    return np.array([[i for i in row if i != q][:k] for row, q in zip(ids, query_ids)])
+
+
+def tune(index: faiss.Index, spec: IndexKind, vectors: np.ndarray, n_queries: int, target: float,
+         seed: int) -> tuple[dict, float | None, int]:
+    """Smallest grid value whose 10-recall@10 (query item excluded) reaches `target`; (params, recall, queries)."""
+    n = len(vectors)
+    if n < 2:
+        return {}, None, 0
+    k = min(10, n - 1)
+    query_ids = np.random.default_rng(seed).choice(n, size=min(n_queries, n), replace=False)
+    queries = vectors[query_ids]
+    truth = _without_self(exact_neighbors(queries, vectors, k + 1), query_ids, k)
+    space = faiss.ParameterSpace()
+    best: tuple[dict, float] = ({}, -1.0)
+    for value in spec.grid or (None,):
+        params = {spec.tune: value} if spec.tune else {}
+        for name, v in params.items():
+            space.set_index_parameter(index, name, v)
+        _, found = index.search(queries, k + 1)
+        recall = recall_at_k(_without_self(found, query_ids, k), truth)
+        if recall > best[1]:
+            best = (params, recall)
+        if recall >= target:
+            break
+    for name, v in best[0].items():
+        space.set_index_parameter(index, name, v)
+    return best[0], best[1], len(query_ids)
+
+
+def _commit(layout: StoreLayout, table: str, index: faiss.Index, rows: pa.Table, entry: IndexEntry) -> None:
+    """Write a new generation of index files, then point the catalog at it, then drop old generations."""
+    previous = Catalog(layout.catalog_path).get_index(table)
+    entry.generation = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    index_path, ids_path = layout.index_files(table, entry.generation)
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index_path.with_name(f".tmp-{index_path.name}")
+    faiss.write_index(index, str(tmp))
+    tmp.replace(index_path)
+    write_atomic(rows.append_column("id", pa.array(np.arange(rows.num_rows), pa.int64())), ids_path)
+    entry.memory_bytes = index_path.stat().st_size
+    Catalog(layout.catalog_path).put_index(entry)
+    keep = {entry.generation, previous.generation if previous else ""}
+    for old in index_path.parent.iterdir():  # keep the previous generation for readers that hold it
+        if old.name.split(".")[0] not in keep and not old.name.startswith(".tmp-"):
+            old.unlink(missing_ok=True)
+
+
+def build_index(root: str | Path, table: str, kind: str = "auto", max_memory: str | int = "4G",
+                recall_queries: int = 1000, target_recall: float = 0.95, seed: int = 0,
+                progress: bool = True) -> IndexEntry:
+    layout = StoreLayout.at(root)
+    entry = Catalog(layout.catalog_path).get(table)
+    if entry is None:
+        raise IndexUnavailable(f"no table {table!r} in {layout.root}")
+    state = table_state(layout, table)
+    rows, vectors = read_vectors(layout.parts(table), entry.dim, progress)
+    if rows.num_rows == 0:
+        raise IndexUnavailable(f"table {table!r} has no rows to index")
+    budget = parse_bytes(max_memory)
+    name = choose_kind(len(vectors), entry.dim, budget) if kind == "auto" else kind
+    factory, spec = factory_for(name, len(vectors), entry.dim, budget)
+    try:
+        index = faiss.index_factory(entry.dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise IndexUnavailable(f"cannot build index {factory!r}: kinds are auto, {', '.join(KINDS)}, "
+                          f"or a FAISS factory string ({str(exc).strip().splitlines()[-1]})") from None
+    start = time.perf_counter()
+    _train_and_add(index, vectors, seed, progress)
+    build_s = time.perf_counter() - start
+    params, recall, n_queries = tune(index, spec, vectors, recall_queries, target_recall, seed)
+    result = IndexEntry(name=table, kind=name if name in KINDS else "factory", factory=factory,
+                        params=json.dumps(params), rows=len(vectors), parts=json.dumps(state),
+                        build_s=round(build_s, 3), recall_at_10=recall, recall_queries=n_queries)
+    _commit(layout, table, index, rows, result)
+    return result
+
+
+def _train_and_add(index: faiss.Index, vectors: np.ndarray, seed: int, progress: bool) -> None:
+    if not index.is_trained:
+        sample = np.random.default_rng(seed).permutation(len(vectors))[: max(65_536, len(vectors) // 10)]
+        index.train(vectors[np.sort(sample)])
+    step = 50_000
+    for start in tqdm(range(0, len(vectors), step), desc="add", unit="chunk", disable=not progress):
+        index.add(vectors[start:start + step])
+
+
+@dataclass
+class LoadedIndex:
+    entry: IndexEntry
+    index: faiss.Index
+    keys: np.ndarray          # id → key
+    shards: np.ndarray        # id → shard
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, self.index.ntotal)
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+
+def _load(layout: StoreLayout, entry: IndexEntry) -> LoadedIndex:
+    index_path, ids_path = layout.index_files(entry.name, entry.generation)
+    index = faiss.read_index(str(index_path))
+    space = faiss.ParameterSpace()
+    for name, value in entry.search_params().items():
+        space.set_index_parameter(index, name, value)
+    ids = pq.read_table(ids_path).sort_by("id")
+    return LoadedIndex(entry, index, ids.column("key").to_numpy(zero_copy_only=False),
+                       ids.column("shard").to_numpy(zero_copy_only=False))
+
+
+def open_index(root: str | Path, table: str, dim: int, update: bool = True) -> LoadedIndex | None:
+    """The table's index, brought up to date with new parts (persisted); None when there is none.
+    Raises IndexUnavailable when parts it covers changed or vanished (rebuild needed)."""
+    layout = StoreLayout.at(root)
+    entry = Catalog(layout.catalog_path).get_index(table)
+    if entry is None:
+        return None
+    covered, now = entry.covered(), table_state(layout, table)
+    changed = sorted(p for p, size in covered.items() if now.get(p) != size)
+    if changed:
+        raise IndexUnavailable(f"the index of {table!r} is stale: {len(changed)} part(s) it covers changed or "
+                          f"vanished (e.g. {changed[0]}); rebuild it: artlens index --store {root} --table {table}")
+    loaded = _load(layout, entry)
+    new = sorted(p for p in now if p not in covered)
+    if new and update:
+        loaded = _add_parts(layout, loaded, new, now, dim)
+    return loaded
+
+
+def _add_parts(layout: StoreLayout, loaded: LoadedIndex, new: list[str], now: dict[str, int],
+               dim: int) -> LoadedIndex:
+    rows, vectors = read_vectors([layout.table_dir(loaded.entry.name) / p for p in new], dim)
+    try:
+        loaded.index.add(vectors)
+    except RuntimeError as exc:
+        raise IndexUnavailable(f"index {loaded.entry.factory!r} cannot take new rows ({exc}); rebuild it with "
+                          f"artlens index --store {layout.root} --table {loaded.entry.name}") from None
+    old = pa.table({"key": loaded.keys, "shard": loaded.shards})
+    all_rows = pa.concat_tables([old.cast(rows.schema), rows])
+    entry = loaded.entry
+    entry.rows, entry.parts = loaded.index.ntotal, json.dumps(now)
+    _commit(layout, entry.name, loaded.index, all_rows, entry)
+    return LoadedIndex(entry, loaded.index, all_rows.column("key").to_numpy(zero_copy_only=False),
+                       all_rows.column("shard").to_numpy(zero_copy_only=False))
