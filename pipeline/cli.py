@@ -184,6 +184,76 @@ def _sql_run(a: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ index
+def _index_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--kind", default="auto", help="auto, flat, hnsw, ivfpq, or any FAISS factory string")
+    p.add_argument("--max-memory", default="4G", help="memory budget for the index (auto chooses by it)")
+    p.add_argument("--recall-queries", type=int, default=1000, help="queries for the recall measurement")
+    p.add_argument("--target-recall", type=float, default=0.95, help="10-recall@10 the search is tuned to")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _index_run(a: argparse.Namespace) -> int:
+    from store.index import build_index
+
+    e = build_index(a.store, a.table, kind=a.kind, max_memory=a.max_memory, recall_queries=a.recall_queries,
+                    target_recall=a.target_recall, progress=not a.no_progress)
+    recall = "n/a" if e.recall_at_10 is None else f"{e.recall_at_10:.4f}"
+    print(f"index of {a.table}: {e.kind} ({e.factory}), {e.rows:,} rows, built in {e.build_s:.1f} s, "
+          f"{e.memory_bytes / 2**20:.1f} MiB, search {e.params}")
+    print(f"10-recall@10 against exact search on {e.recall_queries} sampled queries: {recall}")
+    return 0
+
+
+# ------------------------------------------------------------------ neighbors
+def _neighbors_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", required=True)
+    p.add_argument("--table", required=True)
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--key", help="a row of the table (excluded from its own results)")
+    query.add_argument("--text", help="words, encoded with the table's own model")
+    query.add_argument("--image", help="an image file, encoded with the table's own model")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--where", help="SQL filter on the table's columns, e.g. \"style = 'Baroque'\"")
+    p.add_argument("--format", default="table", choices=["table", "csv", "json", "parquet"])
+    p.add_argument("--out")
+    p.add_argument("--device", default="auto")
+
+
+def _query_vector(a: argparse.Namespace, entry):
+    from .model import load_for_table
+
+    loaded = load_for_table(entry, a.device)
+    if a.text is not None:
+        from .texts import encode_texts
+
+        return encode_texts(loaded, [a.text])[0]
+    from pathlib import Path
+
+    from .decode import decode_image
+
+    image = decode_image(Path(a.image).read_bytes())
+    return loaded.embed(loaded.preprocess(image)[None])[0]
+
+
+def _neighbors_run(a: argparse.Namespace) -> int:
+    import store
+
+    from .output import write_result
+
+    if a.k < 1:
+        raise ValueError("-k must be at least 1")
+    with store.open(a.store) as s:
+        if a.key is not None:
+            result = s.neighbors(a.table, key=a.key, k=a.k, where=a.where)
+        else:
+            result = s.neighbors(a.table, vector=_query_vector(a, s.entry(a.table)), k=a.k, where=a.where)
+        write_result(result, a.format, a.out)
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "shards": Command("write WebDataset shards from a folder, WikiArt or a Parquet table",
                       _shards_args, _shards_run),
@@ -192,6 +262,8 @@ COMMANDS: dict[str, Command] = {
     "import": Command("import precomputed embeddings (Parquet, clip-retrieval) into a store table",
                       _import_args, _import_run),
     "sql": Command("run SQL over a store's tables (DuckDB)", _sql_args, _sql_run),
+    "index": Command("build a FAISS index over a table and measure its recall", _index_args, _index_run),
+    "neighbors": Command("nearest neighbours of a row, words or an image", _neighbors_args, _neighbors_run),
     "texts": Command("embed a prompt set (YAML/CSV) with an open_clip text encoder into a store table",
                      _texts_args, _texts_run),
 }
@@ -212,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean 'the input or arguments are wrong': reported in one line, exit 2."""
     from store.catalog import CatalogError
+    from store.index import IndexUnavailable
+    from store.neighbors import NeighborsError
     from store.layout import LayoutError
     from store.query import StoreError
 
@@ -223,7 +297,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .texts import TextsError
     from .weights import WeightsError
 
-    return (CatalogError, LayoutError, StoreError, SampleError, ModelError, ShardSpecError, SourceError,
+    return (IndexUnavailable, NeighborsError, CatalogError, LayoutError, StoreError, SampleError, ModelError, ShardSpecError, SourceError,
             WeightsError, ImportSourceError, TextsError, FileExistsError, FileNotFoundError, ValueError)
 
 

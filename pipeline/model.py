@@ -99,3 +99,26 @@ def _embed_dim(model: torch.nn.Module) -> int:
             out = model.encode_image(probe).shape[-1]
     return int(out)
 
+
+
+def spec_for_table(entry, device: str = "auto", cache_dir: str | None = None) -> ModelSpec:
+    """The ModelSpec that made a store table (from its catalog entry), to encode queries the same way."""
+    if entry.pretrained == "imported":
+        raise ModelError(f"table {entry.name!r} was imported ({entry.model}); artlens does not know how to load "
+                         "its model, so text and image queries cannot be encoded for it")
+    if not entry.model_ref:
+        raise ModelError(f"the catalog entry of {entry.name!r} records no model reference (written by an older "
+                         "artlens); re-extract the table with --overwrite")
+    pretrained, seed = entry.pretrained, 0
+    if pretrained.startswith("random:seed="):
+        pretrained, seed = "random", int(pretrained.split("=", 1)[1])
+    return ModelSpec(model=entry.model_ref, pretrained=pretrained, device=device, seed=seed, cache_dir=cache_dir)
+
+
+def load_for_table(entry, device: str = "auto", cache_dir: str | None = None) -> LoadedModel:
+    """Load the table's own model and weights; refuse weights whose checksum differs from the catalog's."""
+    loaded = load_model(spec_for_table(entry, device, cache_dir))
+    if entry.checkpoint_sha256 and loaded.weights.sha256 != entry.checkpoint_sha256:
+        raise ModelError(f"the weights found for {entry.pretrained!r} (sha256 {loaded.weights.sha256}) are not "
+                         f"the ones table {entry.name!r} was made with (sha256 {entry.checkpoint_sha256})")
+    return loaded

@@ -42,7 +42,8 @@ def expand_shards(spec: str) -> list[str]:
     local_missing = [u for u in urls if "://" not in u and not os.path.exists(u)]
     if local_missing:
         raise ShardSpecError(f"{len(local_missing)} shard(s) of {spec!r} do not exist, e.g. {local_missing[0]}")
-    return urls
+    # absolute local paths: a shard's identity (and so resume) must not depend on the working directory
+    return [u if "://" in u else os.path.abspath(u) for u in urls]
 
 
 def open_shard(url: str):

@@ -14,10 +14,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from .catalog import Catalog, TableEntry
+from .catalog import Catalog, IndexEntry, TableEntry
 from .index import LoadedIndex, open_index
 from .layout import StoreLayout
 from .parts import FAILURE_SCHEMA
+
+
+#: Index fields shown in the `catalog` view, as index_<field>.
+_INDEX_COLUMNS = ("kind", "factory", "params", "rows", "build_s", "memory_bytes", "recall_at_10", "updated")
 
 
 class StoreError(RuntimeError):
@@ -55,17 +59,24 @@ class Store:
 
     def refresh(self) -> None:
         """Re-read the catalog and (re)define the views; new parts of known tables appear without it."""
-        entries = Catalog(self.layout.catalog_path).entries()
+        catalog = Catalog(self.layout.catalog_path)
+        entries, indexes = catalog.entries(), catalog.indexes()
         self._entries = {e.name: e for e in entries}
+        self._indexes = {}
         for entry in entries:
             self.con.execute(f'CREATE OR REPLACE VIEW "{entry.name}" AS {self._table_sql(entry)}')
         self.con.execute(f"CREATE OR REPLACE VIEW failures AS {self._failures_sql()}")
-        catalog = pa.Table.from_pylist([vars(e) for e in entries]) if entries else None
-        if catalog is not None:
-            self.con.register("_catalog_arrow", catalog)
-            self.con.execute("CREATE OR REPLACE VIEW catalog AS SELECT * FROM _catalog_arrow")
-        else:
-            self.con.execute("CREATE OR REPLACE VIEW catalog AS SELECT NULL::VARCHAR AS name WHERE false")
+        self._register("_catalog_tables", TableEntry, entries)
+        self._register("_catalog_indexes", IndexEntry, indexes)
+        cols = ", ".join(f"i.{c} AS index_{c}" for c in _INDEX_COLUMNS)
+        self.con.execute(f"CREATE OR REPLACE VIEW catalog AS SELECT t.*, {cols} FROM _catalog_tables t "
+                         "LEFT JOIN _catalog_indexes i ON i.name = t.name")
+
+    def _register(self, name: str, cls: type, rows: list) -> None:
+        """Catalog rows as an Arrow table (typed from the dataclass even when there are none)."""
+        empty = cls(name="")
+        table = pa.Table.from_pylist([vars(r) for r in rows or [empty]])
+        self.con.register(name, table if rows else table.slice(0, 0))
 
     def _table_sql(self, entry: TableEntry) -> str:
         glob = self.layout.parts_glob(entry.name)
