@@ -15,8 +15,11 @@ BATCH      ?= 64
 DEVICE     ?= auto
 EXTRACT_FLAGS ?=
 Q          ?= SELECT * FROM catalog
+K          ?= 10
+BENCH_N    ?= 1000000
+BENCH_DIM  ?= 768
 
-.PHONY: install test test-fast sample extract sql clean-store
+.PHONY: install test test-fast sample extract index sql neighbors bench-store clean-store
 
 # Idempotent: the stamp is rebuilt only when the dependency files change.
 install: $(VENV)/.installed
@@ -44,8 +47,21 @@ extract: sample
 	$(ARTLENS) extract --shards $(SHARDS) --model $(MODEL) --pretrained $(PRETRAINED) \
 		--store $(STORE) --table $(TABLE) --batch-size $(BATCH) --device $(DEVICE) $(EXTRACT_FLAGS)
 
+index: install
+	$(ARTLENS) index --store $(STORE) --table $(TABLE)
+
 sql: install
 	$(ARTLENS) sql --store $(STORE) "$(Q)"
+
+# make neighbors KEY=sample-00007   or   make neighbors TEXT="a pointillist seascape"   (WHERE="style = 'wash'")
+neighbors: install
+	$(ARTLENS) neighbors --store $(STORE) --table $(TABLE) -k $(K) \
+		$(if $(KEY),--key "$(KEY)",$(if $(TEXT),--text "$(TEXT)",$(error give KEY=... or TEXT=...))) \
+		$(if $(WHERE),--where "$(WHERE)")
+
+# Indexes and SQL on BENCH_N synthetic clustered vectors: prints a table, writes bench-out/bench-store.json
+bench-store: install
+	$(BIN)/python -m store.benchmark --n $(BENCH_N) --dim $(BENCH_DIM) --out bench-out/bench-store.json
 
 clean-store:
 	rm -rf $(STORE)
