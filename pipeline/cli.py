@@ -254,6 +254,19 @@ def _neighbors_run(a: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ probe
+def _probe_args(p: argparse.ArgumentParser) -> None:
+    from probes.cli import add_arguments
+
+    add_arguments(p)
+
+
+def _probe_run(a: argparse.Namespace) -> int:
+    from probes.cli import run
+
+    return run(a)
+
+
 COMMANDS: dict[str, Command] = {
     "shards": Command("write WebDataset shards from a folder, WikiArt or a Parquet table",
                       _shards_args, _shards_run),
@@ -264,6 +277,7 @@ COMMANDS: dict[str, Command] = {
     "sql": Command("run SQL over a store's tables (DuckDB)", _sql_args, _sql_run),
     "index": Command("build a FAISS index over a table and measure its recall", _index_args, _index_run),
     "neighbors": Command("nearest neighbours of a row, words or an image", _neighbors_args, _neighbors_run),
+    "probe": Command("run a perception probe (or a suite) on store tables", _probe_args, _probe_run),
     "texts": Command("embed a prompt set (YAML/CSV) with an open_clip text encoder into a store table",
                      _texts_args, _texts_run),
 }
@@ -296,13 +310,19 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .sources import SourceError
     from .texts import TextsError
     from .weights import WeightsError
+    from probes.config import ConfigError
+    from probes.data import ProbeDataError
+    from probes.registry import UnknownProbe
 
-    return (IndexUnavailable, NeighborsError, CatalogError, LayoutError, StoreError, SampleError, ModelError, ShardSpecError, SourceError,
+    return (ConfigError, ProbeDataError, UnknownProbe, IndexUnavailable, NeighborsError, CatalogError, LayoutError, StoreError, SampleError, ModelError, ShardSpecError, SourceError,
             WeightsError, ImportSourceError, TextsError, FileExistsError, FileNotFoundError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra and args.command != "probe":  # only probe options are generated per probe
+        build_parser().parse_args(argv)  # reports the unknown arguments and exits 2
+    args._extra = extra
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -6,6 +6,7 @@
       failures/<table>/part-<shard>.parquet the samples of that shard that could not be embedded
       indexes/<table>/<generation>.faiss   FAISS index over the table's embeddings (ids 0..n-1)
       indexes/<table>/<generation>.ids.parquet  id → key, shard: every index id maps back to a row
+      results/<name>.json                  probe results (the shape in probes/result.py)
 
 Parts are written to a hidden temporary name in the same folder and renamed into place, so a reader's
 glob (`part-*.parquet`) never sees a half-written file.
@@ -89,6 +90,13 @@ class StoreLayout:
     def index_files(self, table: str, generation: str) -> tuple[Path, Path]:
         d = self.index_dir(table)
         return d / f"{generation}.faiss", d / f"{generation}.ids.parquet"
+
+    def results_dir(self) -> Path:
+        return self.root / "results"
+
+    def result_path(self, name: str) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_.=,-]+", "_", name)[:200]
+        return self.results_dir() / f"{safe}.json"
 
     def stale_temporaries(self, table: str) -> list[Path]:
         dirs = (self.table_dir(table), self.failures_dir(table))

@@ -9,6 +9,7 @@ Also defined: `failures` (table, key, shard, stage, error) and `catalog` (one ro
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -116,6 +117,21 @@ class Store:
         exclude = {key} if key is not None else set()
         query = query_vector(self, table, key) if key is not None else vector
         return neighbors_table(self, table, search(self, table, query, k, where, exclude))
+
+    def save_result(self, name: str, result: dict) -> Path:
+        """Keep a probe result (JSON) in the store, replacing one of the same name atomically."""
+        path = self.layout.result_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(path)
+        return path
+
+    def results(self) -> list[dict]:
+        """Every probe result kept in the store, by file name."""
+        directory = self.layout.results_dir()
+        paths = sorted(directory.glob("*.json")) if directory.exists() else []
+        return [json.loads(p.read_text()) for p in paths]
 
     def sql(self, query: str, params: list | None = None) -> pa.Table:
         try:

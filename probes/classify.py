@@ -1,0 +1,44 @@
+"""Shared pieces of the classification probes: out-of-fold splits that respect groups, and the standard
+metric block (accuracy, balanced accuracy, macro-F1 with bootstrap CIs and baselines, per-class, confusion)."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import precision_recall_fscore_support
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from .result import Result
+from .stats import bootstrap_ci, majority_accuracy
+
+
+def outer_splits(y: np.ndarray, groups: np.ndarray | None, folds: int, seed: int) -> list:
+    """Stratified folds; with groups, no group spans train and test (StratifiedGroupKFold)."""
+    if groups is None:
+        return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    return list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
+
+
+def classification_metrics(result: Result, y: np.ndarray, pred: np.ndarray, groups: np.ndarray | None,
+                           n_boot: int, seed: int) -> None:
+    """Headline metrics of out-of-fold predictions, with 95% bootstrap intervals (over groups when given)."""
+    labels = np.unique(y)
+    scorers = {
+        "accuracy": (lambda i: accuracy_score(y[i], pred[i]), majority_accuracy(y)),
+        "balanced_accuracy": (lambda i: balanced_accuracy_score(y[i], pred[i]), 1.0 / len(labels)),
+        "macro_f1": (lambda i: f1_score(y[i], pred[i], average="macro", labels=labels, zero_division=0),
+                     _majority_macro_f1(y, labels)),
+    }
+    for name, (fn, baseline) in scorers.items():
+        ci = bootstrap_ci(fn, len(y), n_boot, seed, groups)
+        result.add(name, fn(np.arange(len(y))), ci, baseline)
+    p, r, f, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    result.per_class = {str(c): {"precision": p[i], "recall": r[i], "f1": f[i], "support": int(support[i])}
+                        for i, c in enumerate(labels)}
+    result.details["confusion"] = {"labels": [str(c) for c in labels],
+                                   "matrix": confusion_matrix(y, pred, labels=labels).tolist()}
+
+
+def _majority_macro_f1(y: np.ndarray, labels: np.ndarray) -> float:
+    values, counts = np.unique(y, return_counts=True)
+    majority = np.full(len(y), values[np.argmax(counts)], dtype=object)
+    return float(f1_score(y, majority, average="macro", labels=labels, zero_division=0))

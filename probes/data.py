@@ -1,0 +1,44 @@
+"""Read probe inputs through the store's query API (DuckDB), never from files directly."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import store
+
+
+class ProbeDataError(ValueError):
+    pass
+
+
+@dataclass
+class Rows:
+    keys: np.ndarray
+    X: np.ndarray                       # float32 (n, dim) embeddings
+    columns: dict[str, np.ndarray]      # requested metadata columns
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def load_rows(s: "store.Store", table: str, columns: list[str], where: str | None = None,
+              require: list[str] | None = None) -> Rows:
+    """Embeddings and columns of a table; rows where any `require` column is NULL are left out."""
+    available = set(s.sql(f"SELECT * FROM {_ident(table)} LIMIT 0").column_names) if table in s.tables() else None
+    if available is None:
+        raise ProbeDataError(f"no table {table!r} in the store; tables: {s.tables()}")
+    missing = [c for c in columns if c not in available]
+    if missing:
+        raise ProbeDataError(f"table {table!r} has no column(s) {missing}; columns: {sorted(available)}")
+    conditions = [f"{_ident(c)} IS NOT NULL" for c in (require or [])] + ([f"({where})"] if where else [])
+    clause = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    cols = "".join(f", {_ident(c)}" for c in columns)
+    table_data = s.sql(f"SELECT key{cols}, embedding FROM {_ident(table)} {clause} ORDER BY key")
+    if table_data.num_rows == 0:
+        raise ProbeDataError(f"no rows in {table!r} {clause}")
+    flat = table_data.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    X = np.asarray(flat, dtype=np.float32).reshape(table_data.num_rows, -1)
+    data = {c: np.asarray(table_data.column(c).to_pylist(), dtype=object) for c in columns}
+    return Rows(np.asarray(table_data.column("key").to_pylist(), dtype=object), X, data)

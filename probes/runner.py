@@ -1,0 +1,62 @@
+"""Run one probe or a suite (YAML) against a store, save each result into the store, return them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+import store
+
+from .config import ConfigError
+from .registry import get_probe
+from .result import Result
+
+
+def result_name(result: Result) -> str:
+    """A stable file name for a result: probe, tables and the options that distinguish runs."""
+    cfg = result.config
+    parts = [result.probe, *result.tables]
+    for key in ("label", "labels", "target", "column", "against", "group", "holdout_by", "texts"):
+        value = cfg.get(key)
+        if value:
+            parts.append(f"{key}={','.join(value) if isinstance(value, (list, tuple)) else value}")
+    return "__".join(str(p).replace("/", "_").replace(" ", "_") for p in parts)
+
+
+def run_probe(store_path: str | Path, name: str, options: dict) -> Result:
+    probe = get_probe(name)
+    config = probe.Config.from_dict(options)
+    with store.open(store_path) as s:
+        result = probe.run(s, config)
+        s.save_result(result_name(result), result.to_dict())
+    return result
+
+
+def load_suite(path: str | Path) -> tuple[str | None, list[tuple[str, dict]]]:
+    """SUITE.yaml: `store: DIR` (optional) and `probes: [{probe: NAME, <options>}, ...]`."""
+    data = yaml.safe_load(Path(path).read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("probes"), list):
+        raise ConfigError(f"{path}: expected a mapping with a 'probes' list")
+    unknown = set(data) - {"store", "probes", "defaults"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}")
+    defaults = data.get("defaults") or {}
+    steps = []
+    for i, item in enumerate(data["probes"]):
+        if not isinstance(item, dict) or "probe" not in item:
+            raise ConfigError(f"{path}: probes[{i}] needs a 'probe' name")
+        options = {**defaults, **{k: v for k, v in item.items() if k != "probe"}}
+        steps.append((item["probe"], options))
+    return data.get("store"), steps
+
+
+def run_suite(path: str | Path, store_path: str | Path | None = None) -> list[Result]:
+    suite_store, steps = load_suite(path)
+    root = store_path or suite_store
+    if root is None:
+        raise ConfigError(f"{path}: no store given (a 'store:' key or --store)")
+    if suite_store and not store_path:
+        root = (Path(path).parent / suite_store) if not Path(suite_store).is_absolute() else suite_store
+    for name, _ in steps:
+        get_probe(name)  # fail before running anything
+    return [run_probe(root, name, options) for name, options in steps]
