@@ -16,10 +16,14 @@ DEVICE     ?= auto
 EXTRACT_FLAGS ?=
 Q          ?= SELECT * FROM catalog
 K          ?= 10
+REPORT     ?= $(STORE)/report
+SHARED     ?= ../shared/data
+FINDINGS_STORE ?= build/findings-store
+FINDINGS   ?= docs/findings/ai-pastiche-nga
 BENCH_N    ?= 1000000
 BENCH_DIM  ?= 768
 
-.PHONY: install test test-fast sample extract index sql neighbors bench-store clean-store
+.PHONY: install test test-fast sample extract index sql neighbors probes report findings bench-store clean-store
 
 # Idempotent: the stamp is rebuilt only when the dependency files change.
 install: $(VENV)/.installed
@@ -58,6 +62,27 @@ neighbors: install
 	$(ARTLENS) neighbors --store $(STORE) --table $(TABLE) -k $(K) \
 		$(if $(KEY),--key "$(KEY)",$(if $(TEXT),--text "$(TEXT)",$(error give KEY=... or TEXT=...))) \
 		$(if $(WHERE),--where "$(WHERE)")
+
+# The default probe suite on the sample store (after make extract), then the report
+probes: install
+	$(ARTLENS) texts --store $(STORE) --table sample_style_prompts --prompts sample-style \
+		--model $(MODEL) --pretrained $(PRETRAINED) --for-table $(TABLE) --overwrite
+	$(ARTLENS) probe run probes/suites/sample.yaml --store $(STORE)
+
+report: install
+	$(ARTLENS) report --store $(STORE) --out $(REPORT)
+	@echo "open $(REPORT)/index.html"
+
+# docs/findings/ai-pastiche-nga from the real CLIP embeddings in ../shared/data (regenerates the docs)
+findings: install
+	rm -rf $(FINDINGS_STORE)
+	$(ARTLENS) import $(SHARED)/ai-pastiche-nga/ai_pastiche.parquet --store $(FINDINGS_STORE) --table ai_pastiche \
+		--embedding-column "ViT-L/14@336px" --key-column generated_image --model-name "OpenAI CLIP ViT-L/14@336px"
+	$(ARTLENS) import $(SHARED)/ai-pastiche-nga/ngd.parquet --store $(FINDINGS_STORE) --table ngd \
+		--embedding-column "ViT-L/14@336px" --key-column objectid --model-name "OpenAI CLIP ViT-L/14@336px"
+	$(ARTLENS) probe run probes/suites/findings-ai-pastiche-nga.yaml --store $(FINDINGS_STORE)
+	$(ARTLENS) report --store $(FINDINGS_STORE) --out $(FINDINGS) \
+		--title "AI-Pastiche vs National Gallery: what CLIP ViT-L/14@336px sees"
 
 # Indexes and SQL on BENCH_N synthetic clustered vectors: prints a table, writes bench-out/bench-store.json
 bench-store: install

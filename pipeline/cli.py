@@ -267,6 +267,21 @@ def _probe_run(a: argparse.Namespace) -> int:
     return run(a)
 
 
+# ------------------------------------------------------------------ report
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", required=True)
+    p.add_argument("--out", required=True, help="folder for index.html, report.md, results.json and figures/")
+    p.add_argument("--title", help="report title (default: 'artlens report: <store folder>')")
+
+
+def _report_run(a: argparse.Namespace) -> int:
+    from probes.report import write_report
+
+    index = write_report(a.store, a.out, title=a.title)
+    print(f"report: {index} and {index.with_name('report.md')}")
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "shards": Command("write WebDataset shards from a folder, WikiArt or a Parquet table",
                       _shards_args, _shards_run),
@@ -278,6 +293,8 @@ COMMANDS: dict[str, Command] = {
     "index": Command("build a FAISS index over a table and measure its recall", _index_args, _index_run),
     "neighbors": Command("nearest neighbours of a row, words or an image", _neighbors_args, _neighbors_run),
     "probe": Command("run a perception probe (or a suite) on store tables", _probe_args, _probe_run),
+    "report": Command("write an HTML and Markdown report of every probe result in a store",
+                      _report_args, _report_run),
     "texts": Command("embed a prompt set (YAML/CSV) with an open_clip text encoder into a store table",
                      _texts_args, _texts_run),
 }

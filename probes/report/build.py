@@ -1,0 +1,57 @@
+"""Read a store's results, draw their figures, write index.html, report.md and results.json."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import store
+
+from .figures import draw_figures
+from .model import Header, build_entry, group_sections, tables_table
+from .render import render_html, render_markdown
+from .sections import result_names
+
+FIGURES_DIR = "figures"
+
+
+class ReportError(ValueError):
+    """The store has nothing to report (a user error: the CLI exits 2)."""
+
+
+def _read(store_path: str | Path) -> tuple[list[dict], list[dict]]:
+    with store.open(store_path) as s:
+        results = s.results()
+        catalog = s.sql("SELECT name, model, pretrained, rows FROM catalog").to_pylist()
+    if not results:
+        raise ReportError(f"no probe results in {store_path}; run `artlens probe KIND --store {store_path} ...` "
+                          "or `artlens probe run SUITE.yaml` first")
+    return results, catalog
+
+
+def _figures_folder(out: Path) -> Path:
+    """The report's own figures folder, emptied of PNGs from an earlier report."""
+    folder = out / FIGURES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    return folder
+
+
+def write_report(store_path: str | Path, out_dir: str | Path, title: str | None = None) -> Path:
+    """Write the report of every result in the store to `out_dir`; returns the path of index.html."""
+    results, catalog = _read(store_path)
+    out = Path(out_dir)
+    folder = _figures_folder(out)
+    pairs = []
+    for result, name in zip(results, result_names(results)):
+        pairs.append((result, build_entry(result, name, draw_figures(result, name, folder))))
+    header = Header(title=title or f"artlens report: {Path(store_path).resolve().name}",
+                    store=str(Path(store_path).resolve()),
+                    generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                    results=len(results), tables=tables_table(results, catalog))
+    sections = group_sections(pairs)
+    (out / "index.html").write_text(render_html(header, sections), encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(header, sections), encoding="utf-8")
+    (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return out / "index.html"

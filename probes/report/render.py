@@ -1,0 +1,109 @@
+"""The report model as a self-contained HTML page (CSS inline, figures as relative PNG links) and as
+Markdown that renders on GitHub. Both walk the same model, so they hold the same content."""
+from __future__ import annotations
+
+from html import escape
+
+from .model import Entry, Header, Section, Table
+
+CSS = """
+body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1120px;margin:2em auto;
+ padding:0 1.2em;color:#222;line-height:1.45}
+h1{margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
+h3{margin:1.6em 0 .3em} .meta{color:#555} .config{font-family:ui-monospace,Menlo,Consolas,monospace;
+ font-size:.88em;color:#444;background:#f6f6f6;padding:.2em .5em;border-radius:3px;display:inline-block}
+table{border-collapse:collapse;margin:.6em 0 1em;font-size:.92em}
+th,td{border:1px solid #ddd;padding:.25em .65em;text-align:left}
+th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.notes{font-size:.85em;color:#555;margin:.2em 0 .8em}
+figure{display:inline-block;vertical-align:top;margin:.4em 1.2em .8em 0;max-width:100%}
+figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.85em;color:#555;max-width:640px}
+details{margin:.4em 0 1em} summary{cursor:pointer;color:#335}
+nav ul{columns:2;padding-left:1.2em}
+"""
+
+
+def _numeric(cell: str) -> bool:
+    return cell.replace(".", "", 1).replace("-", "", 1).isdigit() or cell.startswith("[") or cell == "n/a"
+
+
+# ------------------------------------------------------------------ HTML
+def _html_table(table: Table) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in table.header)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{escape(c)}</td>' if i and _numeric(c) else f"<td>{escape(c)}</td>"
+                         for i, c in enumerate(row)) + "</tr>\n"
+        for row in table.rows)
+    return f"<table><thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody></table>\n"
+
+
+def _html_entry(entry: Entry) -> str:
+    parts = [f'<section class="result" id="{escape(entry.name)}">',
+             f"<h3>{escape(entry.title)}</h3>", f'<div class="config">{escape(entry.config)}</div>',
+             _html_table(entry.metrics)]
+    if entry.notes:
+        parts.append(f'<p class="notes">{escape(" · ".join(entry.notes))}</p>')
+    for fig in entry.figures:
+        parts.append(f'<figure><img src="{escape(fig.path)}" alt="{escape(fig.caption)}">'
+                     f"<figcaption>{escape(fig.caption)}</figcaption></figure>")
+    for table in entry.per_class:
+        parts.append(f"<details><summary>{escape(table.caption)} ({len(table.rows)} rows)</summary>\n"
+                     f"{_html_table(table)}</details>")
+    parts.append("</section>")
+    return "\n".join(parts) + "\n"
+
+
+def render_html(header: Header, sections: list[Section]) -> str:
+    nav = "".join(f'<li><a href="#{s.anchor}">{escape(s.title)}</a> ({len(s.entries)})</li>' for s in sections)
+    body = [f"<h1>{escape(header.title)}</h1>",
+            f'<p class="meta">store <code>{escape(header.store)}</code> · {header.results} results · '
+            f"generated {escape(header.generated)}</p>", _html_table(header.tables),
+            f"<nav><ul>{nav}</ul></nav>"]
+    for section in sections:
+        body.append(f'<h2 id="{section.anchor}">{escape(section.title)}</h2>')
+        body.extend(_html_entry(e) for e in section.entries)
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{escape(header.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+# ------------------------------------------------------------------ Markdown
+def _md(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cell(text: str) -> str:
+    return _md(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(table: Table) -> str:
+    align = ["---"] + ["---:" if table.rows and all(_numeric(r[i]) for r in table.rows) else "---"
+                       for i in range(1, len(table.header))]
+    lines = ["| " + " | ".join(_cell(h) for h in table.header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows]
+    return "\n".join(lines) + "\n"
+
+
+def _md_entry(entry: Entry) -> str:
+    parts = [f"### {_md(entry.title)}\n", f"`{entry.config.replace('`', chr(39))}`\n", _md_table(entry.metrics)]
+    if entry.notes:
+        parts.append(f"<sub>{_md(' · '.join(entry.notes))}</sub>\n")
+    for fig in entry.figures:
+        alt = fig.caption.replace("[", "(").replace("]", ")")
+        parts.append(f"![{_md(alt)}]({fig.path})  \n*{_md(fig.caption)}*\n")
+    for table in entry.per_class:
+        parts.append(f"<details><summary>{_md(table.caption)} ({len(table.rows)} rows)</summary>\n\n"
+                     f"{_md_table(table)}\n</details>\n")
+    return "\n".join(parts)
+
+
+def render_markdown(header: Header, sections: list[Section]) -> str:
+    lines = [f"# {_md(header.title)}\n",
+             f"store `{header.store}` · {header.results} results · generated {header.generated}\n",
+             _md_table(header.tables)]
+    lines.append("\n".join(f"- [{s.title}](#{s.anchor}) ({len(s.entries)})" for s in sections) + "\n")
+    for section in sections:
+        lines.append(f"## {section.title}\n")
+        lines.extend(_md_entry(e) for e in section.entries)
+    return "\n".join(lines)
