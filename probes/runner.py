@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from threadpoolctl import threadpool_limits
 
 import store
 
@@ -26,7 +27,8 @@ def result_name(result: Result) -> str:
 def run_probe(store_path: str | Path, name: str, options: dict) -> Result:
     probe = get_probe(name)
     config = probe.Config.from_dict(options)
-    with store.open(store_path) as s:
+    # one BLAS thread: the same numbers on any core count, and no oversubscription with fold-level work
+    with store.open(store_path) as s, threadpool_limits(limits=1):
         result = probe.run(s, config)
         s.save_result(result_name(result), result.to_dict())
     return result
