@@ -2,6 +2,8 @@
 metric block (accuracy, balanced accuracy, macro-F1 with bootstrap CIs and baselines, per-class, confusion)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 from sklearn.metrics import precision_recall_fscore_support
@@ -29,7 +31,9 @@ def classification_metrics(result: Result, y: np.ndarray, pred: np.ndarray, grou
                      _majority_macro_f1(y, labels)),
     }
     for name, (fn, baseline) in scorers.items():
-        ci = bootstrap_ci(fn, len(y), n_boot, seed, groups)
+        with warnings.catch_warnings():  # a resample may lack a class: expected, not worth a warning each
+            warnings.simplefilter("ignore", UserWarning)
+            ci = bootstrap_ci(fn, len(y), n_boot, seed, groups)
         result.add(name, fn(np.arange(len(y))), ci, baseline)
     p, r, f, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     result.per_class = {str(c): {"precision": p[i], "recall": r[i], "f1": f[i], "support": int(support[i])}

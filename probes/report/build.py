@@ -47,7 +47,7 @@ def write_report(store_path: str | Path, out_dir: str | Path, title: str | None 
     for result, name in zip(results, result_names(results)):
         pairs.append((result, build_entry(result, name, draw_figures(result, name, folder))))
     header = Header(title=title or f"artlens report: {Path(store_path).resolve().name}",
-                    store=str(Path(store_path).resolve()),
+                    store=str(store_path),  # as given: no machine-specific absolute path in committed reports
                     generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                     results=len(results), tables=tables_table(results, catalog))
     sections = group_sections(pairs)
