@@ -60,12 +60,13 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=240, help="number of paintings (default 240)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard-size", type=int, default=64)
+    p.add_argument("--no-progress", action="store_true")
 
 
 def _sample_run(a: argparse.Namespace) -> int:
     from .samplecorpus import write_sample_corpus
 
-    manifest = write_sample_corpus(a.out, n=a.n, seed=a.seed, shard_size=a.shard_size)
+    manifest = write_sample_corpus(a.out, n=a.n, seed=a.seed, shard_size=a.shard_size, progress=not a.no_progress)
     print(f"sample corpus: {manifest.samples} paintings in {len(manifest.shards)} shard(s) under {a.out}")
     return 0
 
