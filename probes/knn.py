@@ -32,6 +32,7 @@ from .config import ProbeConfig
 from .data import ProbeDataError, load_rows
 from .result import Result
 from .stats import bootstrap_ci, drop_rare, majority_accuracy
+from .threads import single_threaded
 
 NAME = "knn"
 BLOCK = 512  # query rows per similarity block
@@ -132,6 +133,7 @@ def score_label(result: Result, name: str, values: np.ndarray, X: np.ndarray, gr
             "accuracy_lift": float(correct.mean() / majority_accuracy(y))}
 
 
+@single_threaded
 def run(s, cfg: Config) -> Result:
     labels = label_list(cfg)
     columns = labels + ([cfg.group] if cfg.group and cfg.group not in labels else [])

@@ -17,6 +17,7 @@ from .config import ProbeConfig
 from .data import load_rows
 from .result import Result
 from .stats import drop_rare
+from .threads import single_threaded
 
 NAME = "linear"
 
@@ -39,6 +40,7 @@ def _fit(X, y, groups, cfg: Config) -> GridSearchCV:
     return search.fit(X, y, groups=groups)
 
 
+@single_threaded
 def run(s, cfg: Config) -> Result:
     if not cfg.label:
         raise ValueError("linear probe needs label=<column>")

@@ -29,9 +29,10 @@ from .classify import classification_metrics, outer_splits
 from .config import ProbeConfig
 from .data import ProbeDataError, load_rows
 from .periods import PRESENT, century, century_label, parse_period
-from .regression import ALPHAS, out_of_fold, regression_metrics, scatter, single_threaded
+from .regression import ALPHAS, out_of_fold, regression_metrics, scatter
 from .result import Result
 from .stats import drop_rare
+from .threads import single_threaded
 
 NAME = "period"
 EXAMPLES = 20

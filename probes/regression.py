@@ -8,15 +8,12 @@ groups when grouped). Baselines: 0 for rho, r, R² and mae_gain; for MAE, predic
 fold's mean for its test fold (computed out of fold, like the model). Rows with a NULL or non-finite
 target (or a NULL group) are left out and counted in `details`; a non-numeric target is an error.
 
-BLAS runs single-threaded inside the probe (`single_threaded`): these matrices are small, so threads
-buy little, cost a 100-fold slowdown when cores are oversubscribed, and could change the order of
-floating-point sums, and with it the last bits of the result, from one machine to another.
+Like every probe, it runs with single-threaded BLAS (`probes/threads.py`).
 
 The fold, fit and metric helpers are shared with the `period` probe (its year regression).
 """
 from __future__ import annotations
 
-import functools
 import numbers
 from dataclasses import dataclass
 
@@ -25,12 +22,12 @@ from scipy.stats import rankdata
 from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
-from threadpoolctl import threadpool_limits
 
 from .config import ProbeConfig
 from .data import ProbeDataError, load_rows
 from .result import Result
 from .stats import bootstrap_ci
+from .threads import single_threaded
 
 NAME = "regression"
 ALPHAS = tuple(float(a) for a in np.logspace(-4, 3, 8))
@@ -122,15 +119,6 @@ def numeric_target(values: np.ndarray, name: str) -> np.ndarray:
         raise ProbeDataError(f"regression target {name!r} is not numeric (found {type(bad[0]).__name__} "
                              f"{bad[0]!r}); use the linear probe for labels")
     return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
-
-
-def single_threaded(run):
-    """Decorator: run the probe with single-threaded BLAS/OpenMP (fast on small data, reproducible)."""
-    @functools.wraps(run)
-    def wrapped(s, cfg):
-        with threadpool_limits(1):
-            return run(s, cfg)
-    return wrapped
 
 
 @single_threaded

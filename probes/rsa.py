@@ -28,6 +28,7 @@ from .config import ProbeConfig
 from .data import ProbeDataError, load_rows
 from .result import Result
 from .stats import bootstrap_ci, permutation_p
+from .threads import single_threaded
 
 NAME = "rsa"
 METRICS = ("auto", "categorical", "absolute")
@@ -138,6 +139,7 @@ def _rows(s, cfg: Config):
     return metric, X, y, classes, info
 
 
+@single_threaded
 def run(s, cfg: Config) -> Result:
     _check(cfg)
     metric, X, y, classes, info = _rows(s, cfg)

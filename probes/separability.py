@@ -33,6 +33,7 @@ from .config import ProbeConfig
 from .data import ProbeDataError, load_rows
 from .result import Result
 from .stats import bootstrap_ci
+from .threads import single_threaded
 
 NAME = "separability"
 MAX_POINTS = 3000
@@ -172,6 +173,7 @@ def _pca_details(sets: Sets, seed: int) -> dict:
             "pca": {"x": coords[keep, 0].tolist(), "y": coords[keep, 1].tolist(), "set": names.tolist()}}
 
 
+@single_threaded
 def run(s, cfg: Config) -> Result:
     sets = _load(s, cfg)
     X, y = sets.X, sets.y

@@ -28,6 +28,7 @@ from .config import ProbeConfig
 from .data import ProbeDataError, load_rows
 from .result import Result
 from .stats import bootstrap_ci
+from .threads import single_threaded
 
 NAME = "zero-shot"
 
@@ -98,6 +99,7 @@ def _metrics(result: Result, y: np.ndarray, S: np.ndarray, names: np.ndarray, cf
                                    "matrix": confusion_matrix(y, pred, labels=names).tolist()}
 
 
+@single_threaded
 def run(s, cfg: Config) -> Result:
     _check_tables(s, cfg)
     names, W, prompts = class_vectors(s, cfg.texts)

@@ -42,7 +42,6 @@ def bench_kind(root: Path, table: str, kind: str, queries: np.ndarray, max_memor
     with open_store(root) as store:
         e2e = latencies_ms(lambda q: store.neighbors(table, vector=q, k=10), queries[:100])
     row["neighbors_api_p50_ms"] = e2e["p50_ms"]
-    del index
     return row
 
 

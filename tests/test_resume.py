@@ -1,5 +1,4 @@
 """Resume after SIGKILL: re-running ends with exactly the rows of an uninterrupted run."""
-import os
 import signal
 import subprocess
 import sys

@@ -1,5 +1,4 @@
 """The store: layout, catalog, views, and readers working while an extraction appends parts."""
-import json
 import subprocess
 import sys
 import time
