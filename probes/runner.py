@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from tqdm import tqdm
 
 import store
 
@@ -50,13 +51,18 @@ def load_suite(path: str | Path) -> tuple[str | None, list[tuple[str, dict]]]:
     return data.get("store"), steps
 
 
-def run_suite(path: str | Path, store_path: str | Path | None = None) -> list[Result]:
+def run_suite(path: str | Path, store_path: str | Path | None = None, progress: bool = True) -> list[Result]:
     suite_store, steps = load_suite(path)
     root = store_path or suite_store
     if root is None:
         raise ConfigError(f"{path}: no store given (a 'store:' key or --store)")
     if suite_store and not store_path:
         root = (Path(path).parent / suite_store) if not Path(suite_store).is_absolute() else suite_store
-    for name, _ in steps:
-        get_probe(name)  # fail before running anything
-    return [run_probe(root, name, options) for name, options in steps]
+    for name, options in steps:
+        get_probe(name).Config.from_dict(options)  # unknown probes or options fail before any work
+    results = []
+    with tqdm(steps, desc="probes", unit="probe", disable=not progress) as bar:
+        for name, options in bar:
+            bar.set_postfix_str(f"{name} on {options.get('table')}")
+            results.append(run_probe(root, name, options))
+    return results
