@@ -31,6 +31,54 @@ def paintings() -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_store(tmp_path_factory):
+    """A store with the shared AI-Pastiche and NGA embeddings imported (`ai_pastiche`, `ngd`), made once per
+    session; probe tests read it only (they call `probe.run`, which saves nothing)."""
+    from pipeline.importer import ImportConfig, run_import
+
+    data = require(AI_PASTICHE_NGA)
+    root = tmp_path_factory.mktemp("shared-store") / "store"
+    for table, key in (("ai_pastiche", "generated_image"), ("ngd", "objectid")):
+        run_import(ImportConfig(source=str(data / f"{table}.parquet"), store=str(root), table=table,
+                                embedding_column="ViT-L/14@336px", key_column=key))
+    return root
+
+
+@pytest.fixture(scope="session")
+def labelled_store(tmp_path_factory):
+    """240 vectors in 4 styles × 2 sources with a period string and a continuous score, and a text table
+    `prompts` whose class vectors are the style centres (used by the probe conformance and runner tests)."""
+    import numpy as np
+
+    from store.catalog import TableEntry
+    from store.writer import TableWriter
+
+    root = tmp_path_factory.mktemp("probe-store")
+    rng = np.random.default_rng(0)
+    dim, n = 16, 240
+    centres = rng.normal(size=(4, dim))
+    style = np.arange(n) % 4
+    source = (np.arange(n) // 4) % 2
+    X = centres[style] + 0.8 * rng.normal(size=(n, dim)) + 0.5 * source[:, None]
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    periods = ["XV century", "1701 to 1725", "c. 1810", "1890s"]
+    rows = [{"key": f"k{i:03d}", "shard": "syn", "style": f"s{style[i]}", "subject": f"t{i % 3}",
+             "period": periods[style[i]], "score": float(X[i, 0] + 0.1 * rng.normal()),
+             "source": "ai" if source[i] else "human", "artist": f"a{i % 12}"} for i in range(n)]
+    writer = TableWriter(root, TableEntry(name="art", model="m", pretrained="p", preprocess="x", dim=dim))
+    writer.commit("syn", rows, X, [])
+    writer.finish()
+    prompt_rows = [{"key": f"s{c}|0|s{c}", "shard": "prompts.yaml", "label": f"s{c}", "template": "{}",
+                    "name": f"s{c}", "prompt": f"s{c}"} for c in range(4)]
+    text = TableWriter(root, TableEntry(name="prompts", kind="text", model="m", pretrained="p",
+                                        preprocess="tokenizer", dim=dim))
+    text.commit("prompts.yaml", prompt_rows, (centres / np.linalg.norm(centres, axis=1, keepdims=True))
+                .astype(np.float32), [])
+    text.finish()
+    return root
+
+
+@pytest.fixture(scope="session")
 def tiny_model():
     """The tiny open_clip ViT with seeded random weights, loaded once for the session (fp32, CPU)."""
     from pipeline.config import ModelSpec

@@ -9,7 +9,6 @@ import pytest
 from scipy.stats import spearmanr
 
 import store
-from conftest import AI_PASTICHE_NGA, require
 from probes import knn, rsa
 from probes.data import ProbeDataError
 from store.catalog import TableEntry
@@ -189,14 +188,8 @@ def test_rsa_subsample_and_errors(synthetic):
 
 # ---------------------------------------------------------------------------------- real AI-Pastiche
 @pytest.fixture(scope="module")
-def pastiche(tmp_path_factory):
-    from pipeline.importer import ImportConfig, run_import
-
-    data = require(AI_PASTICHE_NGA)
-    root = tmp_path_factory.mktemp("pastiche-knn") / "store"
-    run_import(ImportConfig(source=str(data / "ai_pastiche.parquet"), store=str(root), table="ai_pastiche",
-                            embedding_column="ViT-L/14@336px", key_column="generated_image"))
-    with store.open(root) as s:
+def pastiche(shared_store):
+    with store.open(shared_store) as s:
         yield s
 
 

@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 
 import store
-from conftest import AI_PASTICHE_NGA, require
-from pipeline.importer import ImportConfig, run_import
 from probes import period, regression
 from probes.classify import outer_splits
 from probes.data import ProbeDataError, load_rows
@@ -219,13 +217,8 @@ def test_period_probe_refuses_a_column_with_one_century(synthetic):
 
 # ---------------------------------------------------------------------------- real data (shared)
 @pytest.fixture(scope="module")
-def real(tmp_path_factory):
-    data = require(AI_PASTICHE_NGA)
-    root = tmp_path_factory.mktemp("real") / "store"
-    for table, key in (("ai_pastiche", "generated_image"), ("ngd", "objectid")):
-        run_import(ImportConfig(source=str(data / f"{table}.parquet"), store=str(root), table=table,
-                                embedding_column="ViT-L/14@336px", key_column=key))
-    with store.open(root) as s:
+def real(shared_store):
+    with store.open(shared_store) as s:
         yield s
 
 

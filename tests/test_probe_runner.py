@@ -7,7 +7,6 @@ import store
 from pipeline.cli import main
 from probes.config import ConfigError
 from probes.runner import load_suite, run_suite
-from test_probes_conformance import labelled_store  # noqa: F401  (module-scoped fixture)
 
 
 def write(path, text):
@@ -15,7 +14,7 @@ def write(path, text):
     return path
 
 
-def test_suite_runs_every_probe_and_keeps_results(labelled_store, tmp_path, capsys):  # noqa: F811
+def test_suite_runs_every_probe_and_keeps_results(labelled_store, tmp_path, capsys):
     suite = write(tmp_path / "suite.yaml", """
 defaults: {seed: 0, n_boot: 50}
 probes:
@@ -31,7 +30,7 @@ probes:
     assert {("linear", "style"), ("knn", "style,subject")} <= kept
 
 
-def test_single_probe_cli_writes_json(labelled_store, tmp_path, capsys):  # noqa: F811
+def test_single_probe_cli_writes_json(labelled_store, tmp_path, capsys):
     out = tmp_path / "r.json"
     assert main(["probe", "rsa", "--store", str(labelled_store), "--table", "art", "--label", "style",
                  "--permutations", "49", "--json", str(out)]) == 0
@@ -39,7 +38,7 @@ def test_single_probe_cli_writes_json(labelled_store, tmp_path, capsys):  # noqa
     assert data["probe"] == "rsa" and data["config"]["permutations"] == 49 and data["n"] == 240
 
 
-def test_bad_suites_fail_before_running_anything(labelled_store, tmp_path):  # noqa: F811
+def test_bad_suites_fail_before_running_anything(labelled_store, tmp_path):
     with store.open(labelled_store) as s:
         before = len(s.results())
     bad_probe = write(tmp_path / "a.yaml", "probes:\n  - {probe: linear, table: art, label: style}\n  - {probe: nope}\n")

@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 
 import store
-from conftest import AI_PASTICHE_NGA, require
-from pipeline.importer import ImportConfig, run_import
 from pipeline.texts import IncompatibleError
 from probes import separability, zero_shot
 from probes.data import ProbeDataError
@@ -160,13 +158,8 @@ def test_text_table_from_another_model_is_refused(syn_store):
 
 # ------------------------------------------------------------------ real data
 @pytest.fixture(scope="module")
-def pastiche(tmp_path_factory):
-    data = require(AI_PASTICHE_NGA)
-    root = tmp_path_factory.mktemp("pastiche-sep") / "store"
-    for table, key in (("ai_pastiche", "generated_image"), ("ngd", "objectid")):
-        run_import(ImportConfig(source=str(data / f"{table}.parquet"), store=str(root), table=table,
-                                embedding_column="ViT-L/14@336px", key_column=key))
-    with store.open(root) as s:
+def pastiche(shared_store):
+    with store.open(shared_store) as s:
         yield s
 
 
