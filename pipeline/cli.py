@@ -283,6 +283,16 @@ def _report_run(a: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ saliency, guide
+def _guidance(name: str) -> Callable:
+    """A function of pipeline/guidance/cli.py, imported when first called."""
+    def call(arg):
+        from .guidance import cli
+
+        return getattr(cli, name)(arg)
+    return call
+
+
 COMMANDS: dict[str, Command] = {
     "shards": Command("write WebDataset shards from a folder, WikiArt or a Parquet table",
                       _shards_args, _shards_run),
@@ -298,6 +308,12 @@ COMMANDS: dict[str, Command] = {
                       _report_args, _report_run),
     "texts": Command("embed a prompt set (YAML/CSV) with an open_clip text encoder into a store table",
                      _texts_args, _texts_run),
+    "saliency": Command("heatmap of what drives an image-text score: integrated gradients (Sundararajan, Taly "
+                        "& Yan 2017) or gradient-weighted attention rollout (Chefer, Gur & Wolf 2021)",
+                        _guidance("saliency_arguments"), _guidance("saliency_run")),
+    "guide": Command("gradient ascent on the pixels toward a text, as CLIP guidance does: score gain against "
+                     "L2/SSIM change and a same-norm noise baseline", _guidance("guide_arguments"),
+                     _guidance("guide_run")),
 }
 
 

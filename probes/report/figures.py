@@ -180,8 +180,10 @@ def _scatter(value: dict, xlabel: str, ylabel: str) -> Figure:
 # ------------------------------------------------------------------ registry and files
 def _builders() -> tuple[Callable[[dict], list[Drawn]], ...]:
     from .bars import forest_figures, lift_figures, per_class_figures
+    from .curves import curve_figures
 
-    return (forest_figures, lift_figures, confusion_figures, per_class_figures, pca_figures, scatter_figures)
+    return (forest_figures, lift_figures, confusion_figures, per_class_figures, pca_figures, scatter_figures,
+            curve_figures)
 
 
 def draw_figures(result: dict, name: str, folder: Path) -> list[FigureRef]:

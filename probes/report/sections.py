@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 
-SECTIONS = ("Human vs AI", "Style", "Period", "Content and scene", "Human ratings", "Grouping", "Other")
+SECTIONS = ("Human vs AI", "Style", "Period", "Content and scene", "Human ratings", "Grouping", "Guidance", "Other")
 OTHER = "Other"
 
 
@@ -26,6 +26,7 @@ RULES: tuple[Rule, ...] = (
     Rule("Period", probes=frozenset({"period"})),
     Rule("Grouping", probes=frozenset({"knn"})),
     Rule("Human ratings", probes=frozenset({"regression"})),
+    Rule("Guidance", probes=frozenset({"guide"})),
     Rule("Style", words=("style", "movement")),
     Rule("Period", words=("period", "century", "decade", "year", "date", "era")),
     Rule("Content and scene", words=("subject", "genre", "theme", "scene", "content")),
