@@ -18,7 +18,7 @@ from typing import Iterator, TypeVar
 import duckdb
 
 #: The fields that define what an embedding means; a table may only grow with the same values.
-IDENTITY_FIELDS = ("model", "pretrained", "checkpoint_sha256", "preprocess", "dim")
+IDENTITY_FIELDS = ("model", "pretrained", "checkpoint_sha256", "preprocess", "dim", "parent")
 
 
 def _now() -> datetime:
@@ -47,6 +47,9 @@ class TableEntry:
     created: datetime = field(default_factory=_now)
     updated: datetime = field(default_factory=_now)
     artlens_version: str = ""
+    #: A linked table: its `key` column holds keys of this table, several rows per key (e.g. a deformation
+    #: table: one row per deformation and severity of each painting of the parent). Empty: keys are unique.
+    parent: str = ""
 
     def identity(self) -> dict:
         return {k: getattr(self, k) for k in IDENTITY_FIELDS}
@@ -57,6 +60,14 @@ class TableEntry:
 
     def conflicts(self) -> dict:
         return json.loads(self.schema_conflicts or "{}")
+
+    def unique_keys_needed(self, what: str) -> None:
+        """Refuse `what` (e.g. an index) for a linked table, whose keys name several rows each."""
+        if self.parent:
+            raise CatalogError(
+                f"table {self.name!r} is a {self.kind!r} table of {self.parent!r}: its `key` column holds "
+                f"{self.parent!r}'s keys, several rows each, so {what} (which map one key to one row) do not "
+                f"apply to it; query it with SQL, joined to {self.parent!r} on key")
 
 
 @dataclass

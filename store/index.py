@@ -176,6 +176,7 @@ def build_index(root: str | Path, table: str, kind: str = "auto", max_memory: st
     entry = Catalog(layout.catalog_path).get(table)
     if entry is None:
         raise IndexUnavailable(f"no table {table!r} in {layout.root}")
+    entry.unique_keys_needed("FAISS indexes")
     state = table_state(layout, table)
     rows, vectors = read_vectors(layout.parts(table), entry.dim, progress)
     if rows.num_rows == 0:

@@ -7,6 +7,7 @@
       indexes/<table>/<generation>.faiss   FAISS index over the table's embeddings (ids 0..n-1)
       indexes/<table>/<generation>.ids.parquet  id → key, shard: every index id maps back to a row
       results/<name>.json                  probe results (the shape in probes/result.py)
+      results/examples/<table>/*.png       pictures of a table's rows (contact sheets of `artlens perturb`)
 
 Parts are written to a hidden temporary name in the same folder and renamed into place, so a reader's
 glob (`part-*.parquet`) never sees a half-written file.
@@ -93,6 +94,10 @@ class StoreLayout:
 
     def results_dir(self) -> Path:
         return self.root / "results"
+
+    def examples_dir(self, table: str) -> Path:
+        """Pictures that show what a table holds (e.g. the contact sheets of a deformation table)."""
+        return self.results_dir() / "examples" / check_table_name(table)
 
     def result_path(self, name: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_.=,-]+", "_", name)[:200]

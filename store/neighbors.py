@@ -70,6 +70,7 @@ def search(store: "Store", table: str, vector: np.ndarray, k: int = 10, where: s
            exclude: set[str] | None = None) -> list[tuple[str, str, float]]:
     """(key, shard, score) of the k best rows, best first."""
     entry = store.entry(table)
+    entry.unique_keys_needed("nearest-neighbour searches")
     exclude = exclude or set()
     vector = np.asarray(vector, np.float32).reshape(-1)
     if vector.shape[0] != entry.dim:
