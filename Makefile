@@ -14,6 +14,9 @@ SAMPLE_N   ?= 240
 BATCH      ?= 64
 DEVICE     ?= auto
 EXTRACT_FLAGS ?=
+SUITE      ?= default
+EXAMPLES   ?= 4
+PERTURB_FLAGS ?=
 Q          ?= SELECT * FROM catalog
 K          ?= 10
 REPORT     ?= $(STORE)/report
@@ -23,7 +26,7 @@ FINDINGS   ?= docs/findings/ai-pastiche-nga
 BENCH_N    ?= 1000000
 BENCH_DIM  ?= 768
 
-.PHONY: install test test-fast sample extract index sql neighbors probes report findings bench-store clean-store
+.PHONY: install test test-fast sample extract perturb index sql neighbors probes report findings bench-store clean-store
 
 # Idempotent: the stamp is rebuilt only when the dependency files change.
 install: $(VENV)/.installed
@@ -50,6 +53,12 @@ $(SHARDS)/manifest.json: | install
 extract: sample
 	$(ARTLENS) extract --shards $(SHARDS) --model $(MODEL) --pretrained $(PRETRAINED) \
 		--store $(STORE) --table $(TABLE) --batch-size $(BATCH) --device $(DEVICE) $(EXTRACT_FLAGS)
+
+# The table's paintings under the deformation suite (after make extract) → $(TABLE)_deformed, with contact
+# sheets of $(EXAMPLES) paintings in $(STORE)/results/examples/
+perturb: install
+	$(ARTLENS) perturb --shards $(SHARDS) --store $(STORE) --table $(TABLE) --suite $(SUITE) \
+		--batch-size $(BATCH) --device $(DEVICE) --save-examples $(EXAMPLES) $(PERTURB_FLAGS)
 
 index: install
 	$(ARTLENS) index --store $(STORE) --table $(TABLE)

@@ -283,6 +283,42 @@ def _report_run(a: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ perturb
+def _perturb_args(p: argparse.ArgumentParser) -> None:
+    from .decode import DEFAULT_MAX_PIXELS
+
+    p.add_argument("--shards", required=True, help="the shards the clean table was extracted from (any SPEC)")
+    p.add_argument("--store", required=True)
+    p.add_argument("--table", required=True, help="the clean image table (its model and weights are used)")
+    p.add_argument("--suite", default="default", help="bundled deformation suite (default) or a YAML path")
+    p.add_argument("--out-table", help="deformation table to write (default: TABLE_deformed)")
+    p.add_argument("--deformations", help="comma-separated subset of the suite, e.g. blur,noise")
+    p.add_argument("--save-examples", type=int, default=0, metavar="N",
+                   help="write a contact sheet PNG for each of the first N paintings")
+    p.add_argument("--examples-dir", help="folder for the contact sheets (default: STORE/results/examples/OUT)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--workers", type=int, default=2, help="deformation worker processes (0: in-process)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    p.add_argument("--cache-dir", help="open_clip/hub cache directory for weights")
+    p.add_argument("--overwrite", action="store_true", help="replace a deformation table made otherwise")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _perturb_run(a: argparse.Namespace) -> int:
+    from .perturb import PerturbConfig, run_perturb
+
+    subset = tuple(d.strip() for d in (a.deformations or "").split(",") if d.strip())
+    cfg = PerturbConfig(shards=a.shards, store=a.store, table=a.table, suite=a.suite, out_table=a.out_table,
+                        deformations=subset, save_examples=a.save_examples, examples_dir=a.examples_dir,
+                        batch_size=a.batch_size, device=a.device, workers=a.workers, max_pixels=a.max_pixels,
+                        cache_dir=a.cache_dir, overwrite=a.overwrite, progress=not a.no_progress)
+    summary = run_perturb(cfg)
+    for line in summary.lines():
+        print(line)
+    return summary.exit_code
+
+
 # ------------------------------------------------------------------ saliency, guide
 def _guidance(name: str) -> Callable:
     """A function of pipeline/guidance/cli.py, imported when first called."""
@@ -308,6 +344,8 @@ COMMANDS: dict[str, Command] = {
                       _report_args, _report_run),
     "texts": Command("embed a prompt set (YAML/CSV) with an open_clip text encoder into a store table",
                      _texts_args, _texts_run),
+    "perturb": Command("embed a table's paintings under a suite of deformations (5 severities each) into a "
+                       "linked table", _perturb_args, _perturb_run),
     "saliency": Command("heatmap of what drives an image-text score: integrated gradients (Sundararajan, Taly "
                         "& Yan 2017) or gradient-weighted attention rollout (Chefer, Gur & Wolf 2021)",
                         _guidance("saliency_arguments"), _guidance("saliency_run")),
