@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 import store
@@ -25,9 +26,8 @@ from .contactsheet import write_examples
 from .decode import DEFAULT_MAX_PIXELS
 from .deformsuite import SEVERITIES, Suite, load_suite
 from .extract import EXIT_OK, EXIT_SOME_FAILED, expected_images
-from .extract import _consume as consume_batch
 from .model import LoadedModel, ModelError, load_for_table
-from .perturbloader import PerturbJob, perturb_loader
+from .perturbloader import PerturbBatch, PerturbJob, perturb_loader
 from .shardspec import expand_shards
 
 
@@ -131,6 +131,36 @@ def _check_model(loaded: LoadedModel, clean: TableEntry) -> LoadedModel:
     return loaded
 
 
+@dataclass
+class _Shard:
+    """What a shard has produced so far: rows, their embeddings, failure rows."""
+    rows: list[dict] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+
+
+def _consume(batch: PerturbBatch, pending: dict[str, _Shard], loaded: LoadedModel, writer: TableWriter,
+             summary: PerturbSummary) -> None:
+    """Embed a batch; at its shard's last batch, commit the shard's rows and failures together."""
+    acc = pending.setdefault(batch.shard, _Shard())
+    if batch.pixels is not None:
+        acc.rows.extend(batch.rows)
+        acc.vectors.append(loaded.embed(batch.pixels))
+    acc.failures.extend(f.as_row() for f in batch.failures)
+    summary.images, summary.failures = summary.images + len(batch.rows), summary.failures + len(batch.failures)
+    summary.not_in_table += batch.skipped
+    if not batch.last:
+        return
+    del pending[batch.shard]
+    if not batch.commit:  # the shard could not be read: its failures are kept, the shard is retried next run
+        writer.record_failures(batch.shard, acc.failures)
+        summary.shards_unreadable += 1
+        return
+    vectors = np.concatenate(acc.vectors) if acc.vectors else np.zeros((0, loaded.dim), np.float32)
+    writer.commit(batch.shard, acc.rows, vectors, acc.failures)
+    summary.shards_committed += 1
+
+
 def _embed_shards(todo: list[str], job: PerturbJob, loaded: LoadedModel, writer: TableWriter,
                   summary: PerturbSummary, cfg: PerturbConfig) -> None:
     """Deform, embed and commit every shard in `todo`, with a progress bar over deformed images."""
@@ -138,13 +168,13 @@ def _embed_shards(todo: list[str], job: PerturbJob, loaded: LoadedModel, writer:
     per_image = len(job.suite.deformations) * len(SEVERITIES)
     bar = tqdm(total=None if expected is None else expected * per_image, unit="img",
                desc=f"perturb {cfg.output}", disable=not cfg.progress, smoothing=0.1)
-    pending: dict = {}
+    pending: dict[str, _Shard] = {}
     paintings: set[tuple[str, str]] = set()
     with bar:
         for batch in perturb_loader(todo, job, cfg.workers, pin_memory=loaded.device.type == "cuda"):
-            consume_batch(batch, pending, loaded, writer, summary, strict=False)  # embeds; commits at a shard's end
+            _consume(batch, pending, loaded, writer, summary)
             paintings.update((batch.shard, row["key"]) for row in batch.rows)
-            summary.paintings, summary.not_in_table = len(paintings), summary.not_in_table + batch.skipped
+            summary.paintings = len(paintings)
             bar.update(len(batch.rows))
             bar.set_postfix(failed=summary.failures, shards=f"{summary.shards_committed}/{len(todo)}")
 

@@ -8,7 +8,7 @@ in extraction, so the shard's part is committed when it arrives. Failures become
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
@@ -18,13 +18,24 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from .deformations import deform
 from .deformsuite import SEVERITIES, DeformationSpec, Suite
 from .failures import Failure
-from .loader import DecodeOptions, ShardBatch, _prepared
+from .loader import DecodeOptions, _prepared
 from .visibility import scaled, ssim
 
 
 @dataclass
-class PerturbBatch(ShardBatch):
+class PerturbBatch:
+    shard: str
+    rows: list[dict] = field(default_factory=list)
+    pixels: torch.Tensor | None = None       # [B, 3, H, W], the model's own preprocess of each deformed image
+    failures: list[Failure] = field(default_factory=list)
+    last: bool = False
+    commit: bool = True          # False when the shard could not be read at all (retry on the next run)
     skipped: int = 0             # decoded samples whose key is not a row of the clean table
+
+    def pin_memory(self) -> "PerturbBatch":  # called by DataLoader(pin_memory=True)
+        if self.pixels is not None:
+            self.pixels = self.pixels.pin_memory()
+        return self
 
 
 @dataclass(frozen=True)

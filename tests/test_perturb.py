@@ -1,6 +1,5 @@
 """`artlens perturb`: deterministic deformations, a linked table that joins its clean table, failures kept,
 resume without duplicates, contact sheets. Real components throughout: tiny open_clip model, Parquet, DuckDB."""
-import hashlib
 import io
 import subprocess
 import sys
@@ -12,36 +11,22 @@ from PIL import Image
 import imagefactory as f
 import store
 from conftest import REPO, TINY_MODEL, write_tar
+from deformfactory import digest_of_suite, painting
 from pipeline.cli import main
 from pipeline.contactsheet import sheet_size
 from pipeline.deformations import DEFORMATIONS, deform
 from pipeline.deformsuite import SuiteError, load_suite
 from pipeline.perturb import PerturbConfig, run_perturb
-from pipeline.sample import render_painting
 from store.catalog import CatalogError
 from store.index import build_index
 
 SUBSET = ("blur", "noise")
-STYLES = ("pointillist", "impasto", "geometric", "wash")
-
-
-def painting(i: int, size=(96, 80)) -> Image.Image:
-    return render_painting(STYLES[i % 4], "landscape", "vivid", seed=i, size=size)
 
 
 def png(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG")
     return buf.getvalue()
-
-
-def digest_of_suite(image: Image.Image, key: str) -> str:
-    """sha256 over the pixels of every deformation × severity of the default suite."""
-    h = hashlib.sha256()
-    for spec in load_suite("default").deformations:
-        for sev in range(1, 6):
-            h.update(deform(image, spec.name, spec.level(sev), key, dict(spec.options)).tobytes())
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------ deformations
@@ -63,10 +48,10 @@ def test_the_same_input_gives_the_same_pixels_twice_and_in_another_process():
     here = digest_of_suite(image, "sample-7")
     assert digest_of_suite(image, "sample-7") == here
     assert digest_of_suite(image, "sample-8") != here  # the seed follows the key
-    code = ("import sys; sys.path.insert(0, 'tests'); from test_perturb import digest_of_suite, painting; "
+    code = ("import sys; sys.path.insert(0, 'tests'); from deformfactory import digest_of_suite, painting; "
             "print(digest_of_suite(painting(2), 'sample-7'))")
-    other = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert other.stdout.strip() == here
+    other = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert (other.returncode, other.stdout.strip()) == (0, here), other.stderr[-2000:]
 
 
 def test_bad_suites_are_refused_with_the_reason(tmp_path):
