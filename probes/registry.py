@@ -16,6 +16,7 @@ PROBES: dict[str, str] = {
     "period": "probes.period",
     "separability": "probes.separability",
     "rsa": "probes.rsa",
+    "deformation": "probes.deformation",
 }
 
 

@@ -46,8 +46,9 @@ def shared_store(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def labelled_store(tmp_path_factory):
-    """240 vectors in 4 styles × 2 sources with a period string and a continuous score, and a text table
-    `prompts` whose class vectors are the style centres (used by the probe conformance and runner tests)."""
+    """240 vectors in 4 styles × 2 sources with a period string and a continuous score, a text table
+    `prompts` whose class vectors are the style centres, and `art_deformed`, a synthetic deformation table of
+    `art` (tests/deformfactory.py) (used by the probe conformance and runner tests)."""
     import numpy as np
 
     from store.catalog import TableEntry
@@ -67,7 +68,9 @@ def labelled_store(tmp_path_factory):
              "source": "ai" if source[i] else "human", "artist": f"a{i % 12}"} for i in range(n)]
     writer = TableWriter(root, TableEntry(name="art", model="m", pretrained="p", preprocess="x", dim=dim))
     writer.commit("syn", rows, X, [])
-    writer.finish()
+    from deformfactory import write_deformed  # `art_deformed`: what `artlens perturb` would link to `art`
+
+    write_deformed(root, writer.finish(), [r["key"] for r in rows], X)
     prompt_rows = [{"key": f"s{c}|0|s{c}", "shard": "prompts.yaml", "label": f"s{c}", "template": "{}",
                     "name": f"s{c}", "prompt": f"s{c}"} for c in range(4)]
     text = TableWriter(root, TableEntry(name="prompts", kind="text", model="m", pretrained="p",

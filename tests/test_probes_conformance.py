@@ -12,7 +12,8 @@ from probes.config import ProbeConfig
 from probes.registry import PROBES, available, get_probe
 from probes.result import Result
 
-#: Minimal options per probe on the synthetic table (columns: style, period, subject, score, source).
+#: Minimal options per probe on the synthetic table (columns: style, period, subject, score, source;
+#: `art_deformed` is its deformation table).
 OPTIONS = {
     "linear": {"label": "style", "n_boot": 50},
     "knn": {"labels": ("style", "subject"), "n_boot": 50},
@@ -21,6 +22,8 @@ OPTIONS = {
     "separability": {"group": "source", "n_boot": 50},
     "rsa": {"label": "style", "permutations": 99},
     "zero-shot": {"label": "style", "texts": "prompts", "n_boot": 50},
+    "deformation": {"label": "style", "texts": "prompts", "ratings_table": "art", "ratings_column": "score",
+                    "n_boot": 50, "permutations": 99},
 }
 
 

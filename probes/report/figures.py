@@ -181,9 +181,10 @@ def _scatter(value: dict, xlabel: str, ylabel: str) -> Figure:
 def _builders() -> tuple[Callable[[dict], list[Drawn]], ...]:
     from .bars import forest_figures, lift_figures, per_class_figures
     from .curves import curve_figures
+    from .deformfigures import deformation_figures
 
     return (forest_figures, lift_figures, confusion_figures, per_class_figures, pca_figures, scatter_figures,
-            curve_figures)
+            curve_figures, deformation_figures)
 
 
 def draw_figures(result: dict, name: str, folder: Path) -> list[FigureRef]:

@@ -6,7 +6,8 @@ import math
 import re
 from dataclasses import dataclass
 
-SECTIONS = ("Human vs AI", "Style", "Period", "Content and scene", "Human ratings", "Grouping", "Guidance", "Other")
+SECTIONS = ("Human vs AI", "Style", "Period", "Content and scene", "Human ratings", "Grouping", "Deformations",
+            "Guidance", "Other")
 OTHER = "Other"
 
 
@@ -22,6 +23,7 @@ class Rule:
 
 #: The first rule a result matches chooses its section; a result matching none goes to "Other".
 RULES: tuple[Rule, ...] = (
+    Rule("Deformations", probes=frozenset({"deformation"})),
     Rule("Human vs AI", probes=frozenset({"separability"})),
     Rule("Period", probes=frozenset({"period"})),
     Rule("Grouping", probes=frozenset({"knn"})),
