@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from .bundled import bundled_names, find_bundled
 from .deformations import DEFORMATIONS, get_deformation
 
 SUITES_DIR = Path(__file__).parent / "deformsuites"
@@ -76,14 +77,10 @@ class Suite:
 
 def resolve_suite(spec: str) -> Path:
     """A suite file path, or the name of a bundled suite such as `default`."""
-    path = Path(spec)
-    if path.is_file():
-        return path
-    bundled = SUITES_DIR / f"{spec}.yaml"
-    if "/" not in spec and bundled.is_file():
-        return bundled
-    names = sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
-    raise SuiteError(f"deformation suite {spec} does not exist (bundled suites: {', '.join(names)})")
+    found = find_bundled(spec, SUITES_DIR)
+    if found is None:
+        raise SuiteError(f"deformation suite {spec} does not exist (bundled suites: {bundled_names(SUITES_DIR)})")
+    return found
 
 
 def _positive_int(path: Path, key: str, value, allow_none: bool = False) -> int | None:

@@ -32,6 +32,7 @@ from store.layout import StoreLayout, check_table_name
 from store.writer import TableWriter
 
 from . import __version__
+from .bundled import bundled_names, find_bundled
 from .config import ModelSpec
 from .model import LoadedModel, load_model, model_name
 
@@ -95,14 +96,10 @@ class TextsSummary:
 
 def resolve_prompts(spec: str) -> Path:
     """A prompts file path, or the name of a bundled set such as `sample-style`."""
-    path = Path(spec)
-    if path.is_file():
-        return path
-    bundled = PROMPTS_DIR / f"{spec}.yaml"
-    if "/" not in spec and bundled.is_file():
-        return bundled
-    names = sorted(p.stem for p in PROMPTS_DIR.glob("*.yaml"))
-    raise PromptsError(f"prompts file {spec} does not exist (bundled prompt sets: {', '.join(names)})")
+    found = find_bundled(spec, PROMPTS_DIR)
+    if found is None:
+        raise PromptsError(f"prompts file {spec} does not exist (bundled prompt sets: {bundled_names(PROMPTS_DIR)})")
+    return found
 
 
 def load_prompts(path: str | Path) -> list[Prompt]:

@@ -4,7 +4,6 @@ import io
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -67,6 +66,8 @@ def test_bad_suites_are_refused_with_the_reason(tmp_path):
         load_suite(str(bad))
     with pytest.raises(SuiteError, match="not in suite default"):
         load_suite("default").select(["blur", "melt"])
+    with pytest.raises(SuiteError, match=r"suite nope does not exist \(bundled suites: default\)"):
+        load_suite("nope")
 
 
 # ------------------------------------------------------------------ the linked table
