@@ -73,19 +73,28 @@ def _sample_run(a: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ extract
 def _extract_args(p: argparse.ArgumentParser) -> None:
-    from .config import PRECISION_NAMES
+    from .config import DECODE_NAMES, PRECISION_NAMES
     from .decode import DEFAULT_MAX_PIXELS
 
     p.add_argument("--shards", required=True, help="folder of .tar, brace pattern, glob, or list file")
     p.add_argument("--store", required=True)
-    p.add_argument("--table", required=True)
-    p.add_argument("--model", default="ViT-B-32", help="open_clip model name or JSON model config path")
+    p.add_argument("--table", required=True, help="table to write (with --models: the prefix of each table)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", default="ViT-B-32", help="open_clip model name or JSON model config path")
+    which.add_argument("--models", help="several models over one decode, MODEL:PRETRAINED,...; one table "
+                                        "each, named TABLE_<model>_<weights>")
     p.add_argument("--pretrained", default="openai", help="open_clip tag, checkpoint path, or 'random'")
     p.add_argument("--seed", type=int, default=0, help="seed for --pretrained random")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--precision", default="fp32", choices=PRECISION_NAMES)
+    p.add_argument("--batch-size", type=_auto_int, default=None, help="images per batch (default auto: 512 on "
+                                                                     "CUDA, 64 on CPU)")
+    p.add_argument("--precision", default="auto", choices=("auto",) + PRECISION_NAMES,
+                   help="auto: fp16 on CUDA, fp32 on CPU")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--workers", type=int, default=2, help="decode worker processes (0: in-process)")
+    p.add_argument("--decode", default="auto", choices=DECODE_NAMES,
+                   help="auto: JPEGs decoded and resized on the GPU (nvJPEG) when the model runs on CUDA; "
+                        "other images always by Pillow on the CPU")
+    p.add_argument("--workers", type=_auto_int, default=None,
+                   help="decode worker processes (0: in-process; default auto: CPU cores - 1)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help="refuse images with more pixels (decompression bombs)")
     p.add_argument("--cache-dir", help="open_clip/hub cache directory for weights")
@@ -94,16 +103,20 @@ def _extract_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _auto_int(text: str) -> int | None:
+    return None if text == "auto" else int(text)
+
+
 def _extract_run(a: argparse.Namespace) -> int:
-    from .config import ExtractConfig
+    from .config import ExtractConfig, ModelSpec, parse_models
     from .extract import run_extract
-    from .config import ModelSpec
 
     spec = ModelSpec(model=a.model, pretrained=a.pretrained, precision=a.precision, device=a.device,
                      seed=a.seed, cache_dir=a.cache_dir)
-    cfg = ExtractConfig(shards=a.shards, store=a.store, table=a.table, model=spec, batch_size=a.batch_size,
-                        workers=a.workers, max_pixels=a.max_pixels, overwrite=a.overwrite, strict=a.strict,
-                        progress=not a.no_progress)
+    cfg = ExtractConfig(shards=a.shards, store=a.store, table=a.table, model=spec,
+                        models=parse_models(a.models, spec) if a.models else (), batch_size=a.batch_size,
+                        workers=a.workers, decode=a.decode, max_pixels=a.max_pixels, overwrite=a.overwrite,
+                        strict=a.strict, progress=not a.no_progress)
     summary = run_extract(cfg)
     for line in summary.lines():
         print(line)

@@ -1,7 +1,8 @@
 """One frozen config object per command."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
 from .decode import DEFAULT_MAX_PIXELS
 
@@ -18,8 +19,28 @@ class ModelSpec:
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISION_NAMES:
-            raise ValueError(f"unknown precision {self.precision!r}; choose from {PRECISION_NAMES}")
+        if self.precision not in PRECISION_NAMES + ("auto",):
+            raise ValueError(f"unknown precision {self.precision!r}; choose from auto, {', '.join(PRECISION_NAMES)}")
+
+
+DECODE_NAMES = ("auto", "gpu", "cpu")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.rsplit("/", 1)[-1].removesuffix(".json").lower()).strip("_")
+
+
+def parse_models(text: str, template: ModelSpec) -> tuple[ModelSpec, ...]:
+    """--models "ViT-B-32:openai,ViT-L-14:laion2b_s32b_b82k" → ModelSpecs sharing the other settings."""
+    specs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        model, sep, pretrained = item.partition(":")
+        if not sep or not model or not pretrained:
+            raise ValueError(f"--models entry {item!r} is not MODEL:PRETRAINED (e.g. ViT-B-32:openai)")
+        specs.append(replace(template, model=model, pretrained=pretrained))
+    if not specs:
+        raise ValueError("--models names no model")
+    return tuple(specs)
 
 
 @dataclass(frozen=True)
@@ -28,18 +49,31 @@ class ExtractConfig:
     store: str
     table: str
     model: ModelSpec = field(default_factory=ModelSpec)
-    batch_size: int = 64
-    workers: int = 2
+    models: tuple[ModelSpec, ...] = ()   # several models over one decode: one table each, named by targets()
+    batch_size: int | None = None        # None: the device's default (pipeline/model.py DEVICE_DEFAULTS)
+    workers: int | None = 2              # None: one per CPU core left after the main process
+    decode: str = "auto"                 # auto: nvJPEG on CUDA devices, Pillow elsewhere
     max_pixels: int = DEFAULT_MAX_PIXELS
     overwrite: bool = False
     strict: bool = False
     progress: bool = True
 
+    def targets(self) -> list[tuple[str, ModelSpec]]:
+        """(table, model) pairs: `table` itself for one model, `<table>_<model>_<weights>` for --models."""
+        if not self.models:
+            return [(self.table, self.model)]
+        return [(f"{self.table}_{_slug(m.model)}_{_slug(m.pretrained)}", m) for m in self.models]
+
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.workers < 0:
+        if self.workers is not None and self.workers < 0:
             raise ValueError(f"--workers must be 0 or more, got {self.workers}")
+        if self.decode not in DECODE_NAMES:
+            raise ValueError(f"unknown --decode {self.decode!r}; choose from {', '.join(DECODE_NAMES)}")
+        tables = [t for t, _ in self.targets()]
+        if len(set(tables)) != len(tables):
+            raise ValueError(f"--models gives the same table twice: {tables}")
         if self.max_pixels < 1:
             raise ValueError(f"--max-pixels must be positive, got {self.max_pixels}")
 

@@ -13,8 +13,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .deformations import deform
 from .deformsuite import SEVERITIES, Suite
-from .loader import DecodeOptions, _prepared
-from .perturbloader import unchanged, working_image
+from .loader import decoded
+from .perturbloader import working_image
 from .shardspec import expand_shards
 
 CELL, PAD, LABEL_W, HEADER_H = 160, 6, 112, 24
@@ -59,7 +59,7 @@ def _first_images(shards: str, keys: frozenset[str], n: int, max_pixels: int) ->
     found = 0
     for url in expand_shards(shards):
         try:
-            for row, image in _prepared(url, unchanged, DecodeOptions(max_pixels, 1), []):
+            for row, image in decoded(url, max_pixels, []):
                 if row["key"] in keys:
                     yield row["key"], image
                     found += 1

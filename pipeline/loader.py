@@ -1,20 +1,28 @@
-"""Shards → per-shard batches of preprocessed pixels, decoded in DataLoader worker processes.
+"""Shards → per-shard batches of uint8 pixels, decoded in DataLoader worker processes.
 
-Each worker takes whole shards (shard i goes to worker i mod N), so a batch never mixes shards and every
-shard ends with a batch flagged `last`: the extractor commits a shard's part when it sees that flag.
-Stages, in order: tar members → samples → records → decoded images → pixels → batches.
+Workers take whole shards from a shared counter (the next free shard, so no worker idles while another
+still has two), and a batch never mixes shards: every shard ends with a batch flagged `last`, and the
+extractor commits a shard's part when it sees that flag.
+
+Stages, in order: tar members → samples → records → decoded images → pixels (one tensor per distinct
+preprocessing plan, so several models share one decode) → batches. With `jpeg_to_device`, JPEGs that nvJPEG
+can take travel undecoded to the main process, where pipeline/devicestage.py decodes them on the GPU (one
+CUDA context: worker processes with their own contexts would time-slice the GPU against the model).
 """
 from __future__ import annotations
 
+import itertools
+import multiprocessing
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .decode import ImageRejected, decode_image
 from .failures import Failure
-from .records import RecordError, to_record
+from .gpudecode import gpu_eligible
+from .records import Record, RecordError, to_record
 from .tarsamples import iter_samples
 
 
@@ -22,14 +30,23 @@ from .tarsamples import iter_samples
 class ShardBatch:
     shard: str
     rows: list[dict] = field(default_factory=list)
-    pixels: torch.Tensor | None = None
+    pixels: list[torch.Tensor] | None = None     # one [B,3,H,W] tensor per plan; None when no rows
     failures: list[Failure] = field(default_factory=list)
     last: bool = False
     commit: bool = True          # False when the shard could not be read at all (retry on the next run)
+    gpu_decoded: int = 0         # how many of the rows nvJPEG decoded
+    # Rows whose JPEG the device stage decodes (pipeline/devicestage.py): their positions in `rows`, the
+    # bytes of all of them in one buffer (one shared-memory segment, not hundreds), offsets and sizes.
+    # `pixels` then holds only the other rows, at `cpu_positions`.
+    jpeg_positions: list[int] = field(default_factory=list)
+    jpeg_bytes: torch.Tensor | None = None
+    jpeg_offsets: list[int] = field(default_factory=list)
+    jpeg_sizes: list[tuple[int, int]] = field(default_factory=list)
+    cpu_positions: list[int] = field(default_factory=list)
 
     def pin_memory(self) -> "ShardBatch":  # called by DataLoader(pin_memory=True)
         if self.pixels is not None:
-            self.pixels = self.pixels.pin_memory()
+            self.pixels = [p.pin_memory() for p in self.pixels]
         return self
 
 
@@ -37,71 +54,139 @@ class ShardBatch:
 class DecodeOptions:
     max_pixels: int
     batch_size: int
+    jpeg_to_device: bool = False  # ship eligible JPEGs undecoded, for nvJPEG in the main process
 
 
-def _prepared(url: str, preprocess: Callable, opts: DecodeOptions,
-              failures: list[Failure]) -> Iterator[tuple[dict, torch.Tensor]]:
-    """(row, pixels) for every usable sample of a shard; the rest go to `failures`."""
+def _records(url: str, failures: list[Failure]) -> Iterator[Record]:
     for sample in iter_samples(url, failures.append):
         try:
-            record = to_record(sample)
+            yield to_record(sample)
         except RecordError as exc:
             failures.append(Failure(sample.key, url, exc.stage, str(exc)))
-            continue
+
+
+def decoded(url: str, max_pixels: int, failures: list[Failure]):
+    """(row, upright RGB PIL image) for every usable sample of a shard, in order; the rest go to
+    `failures`. For stages that work on whole images (deformations, contact sheets)."""
+    for record in _records(url, failures):
         try:
-            image = decode_image(record.image, opts.max_pixels)
+            image = decode_image(record.image, max_pixels)
         except ImageRejected as exc:
-            failures.append(Failure(sample.key, url, "decode", str(exc)))
-            continue
-        try:
-            pixels = preprocess(image)
-        except Exception as exc:  # a transform failing on one odd image must not end the run
-            failures.append(Failure(sample.key, url, "preprocess", f"{type(exc).__name__}: {exc}"))
+            failures.append(Failure(record.key, url, "decode", str(exc)))
             continue
         record.row["width"], record.row["height"] = image.size
-        yield record.row, pixels
+        yield record.row, image
 
 
-def shard_batches(url: str, preprocess: Callable, opts: DecodeOptions) -> Iterator[ShardBatch]:
+def _chunks(items: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    chunk: list[Record] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _Decoder:
+    """Turns a chunk of records into a batch, in input order, failures reported. JPEGs that nvJPEG can
+    take are passed on undecoded when `jpeg_to_device`; everything else is decoded here by Pillow."""
+
+    def __init__(self, plans: Sequence, opts: DecodeOptions):
+        self.plans, self.opts = plans, opts
+        self.to_device = opts.jpeg_to_device and all(p.gpu_ok for p in plans)
+
+    def cpu(self, record: Record, url: str, failures: list[Failure]):
+        try:
+            image = decode_image(record.image, self.opts.max_pixels)
+        except ImageRejected as exc:
+            failures.append(Failure(record.key, url, "decode", str(exc)))
+            return None
+        try:
+            pixels = [plan.geometry(image) for plan in self.plans]
+        except Exception as exc:  # a transform failing on one odd image must not end the run
+            failures.append(Failure(record.key, url, "preprocess", f"{type(exc).__name__}: {exc}"))
+            return None
+        record.row["width"], record.row["height"] = image.size
+        return pixels
+
+    def batch(self, chunk: list[Record], url: str) -> ShardBatch:
+        batch = ShardBatch(shard=url)
+        per_plan: list[list[torch.Tensor]] = [[] for _ in self.plans]
+        jpegs: list[bytes] = []
+        for record in chunk:
+            meta = gpu_eligible(record.image, self.opts.max_pixels) if self.to_device else None
+            if meta is not None:
+                batch.jpeg_positions.append(len(batch.rows))
+                batch.jpeg_sizes.append(meta.size)
+                record.row["width"], record.row["height"] = meta.size
+                jpegs.append(record.image)
+                batch.rows.append(record.row)
+                continue
+            pixels = self.cpu(record, url, batch.failures)
+            if pixels is None:
+                continue
+            batch.cpu_positions.append(len(batch.rows))
+            batch.rows.append(record.row)
+            for p, px in enumerate(pixels):
+                per_plan[p].append(px)
+        if jpegs:
+            batch.jpeg_offsets = [0, *itertools.accumulate(len(j) for j in jpegs)]
+            batch.jpeg_bytes = torch.frombuffer(bytearray(b"".join(jpegs)), dtype=torch.uint8)
+        batch.pixels = [torch.stack(px) for px in per_plan] if batch.cpu_positions else None
+        return batch
+
+
+def shard_batches(url: str, plans: Sequence, opts: DecodeOptions) -> Iterator[ShardBatch]:
     """All batches of one shard; the final one has `last=True` (and may be empty)."""
-    batch = ShardBatch(shard=url)
-    pixels: list[torch.Tensor] = []
+    decoder, pending = _Decoder(plans, opts), []   # `pending` is the one list _records reports into
     try:
-        for row, px in _prepared(url, preprocess, opts, batch.failures):
-            batch.rows.append(row)
-            pixels.append(px)
-            if len(pixels) == opts.batch_size:
-                batch.pixels = torch.stack(pixels)
-                yield batch
-                batch, pixels = ShardBatch(shard=url), []
+        for chunk in _chunks(_records(url, pending), opts.batch_size):
+            batch = decoder.batch(chunk, url)
+            batch.failures[:0] = pending
+            pending.clear()
+            yield batch
+        final = ShardBatch(shard=url, failures=list(pending))
     except OSError as exc:  # the shard itself could not be opened or read
-        batch.failures.append(Failure(None, url, "read", f"cannot read shard: {exc}"))
-        batch.commit = False
-    batch.pixels = torch.stack(pixels) if pixels else None
-    batch.last = True
-    yield batch
+        final = ShardBatch(shard=url, failures=list(pending), commit=False)
+        final.failures.append(Failure(None, url, "read", f"cannot read shard: {exc}"))
+    final.last = True
+    yield final
 
 
 class ShardDataset(IterableDataset):
-    def __init__(self, shards: list[str], preprocess: Callable, opts: DecodeOptions):
+    """Each worker takes the next unclaimed shard from a shared counter until none is left."""
+
+    def __init__(self, shards: list[str], plans: Sequence, opts: DecodeOptions, context):
         super().__init__()
-        self.shards, self.preprocess, self.opts = shards, preprocess, opts
+        self.shards, self.plans, self.opts = shards, plans, opts
+        self.next_shard = context.Value("i", 0)
+
+    def _claim(self) -> int:
+        with self.next_shard.get_lock():
+            index = self.next_shard.value
+            self.next_shard.value += 1
+        return index
 
     def __iter__(self) -> Iterator[ShardBatch]:
-        info = get_worker_info()
-        mine = self.shards if info is None else self.shards[info.id::info.num_workers]
-        for url in mine:
-            yield from shard_batches(url, self.preprocess, self.opts)
+        if get_worker_info() is None:  # in-process: plain order
+            for url in self.shards:
+                yield from shard_batches(url, self.plans, self.opts)
+            return
+        while (index := self._claim()) < len(self.shards):
+            yield from shard_batches(self.shards[index], self.plans, self.opts)
 
 
 def _keep(item: ShardBatch) -> ShardBatch:
     return item
 
 
-def batch_loader(shards: list[str], preprocess: Callable, opts: DecodeOptions, workers: int,
+def batch_loader(shards: list[str], plans: Sequence, opts: DecodeOptions, workers: int,
                  pin_memory: bool = False) -> DataLoader:
-    dataset = ShardDataset(shards, preprocess, opts)
     workers = min(workers, len(shards))
+    context = multiprocessing.get_context()  # workers never touch CUDA: they read, check and decode on the CPU
+    dataset = ShardDataset(shards, plans, opts, context)
     return DataLoader(dataset, batch_size=None, num_workers=workers, collate_fn=_keep,
                       pin_memory=pin_memory, prefetch_factor=4 if workers else None,
-                      persistent_workers=False)
+                      persistent_workers=False, multiprocessing_context=context if workers else None)

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from .deformations import deform
 from .deformsuite import SEVERITIES, DeformationSpec, Suite
 from .failures import Failure
-from .loader import DecodeOptions, _prepared
+from .loader import decoded
 from .visibility import scaled, ssim
 
 
@@ -77,11 +77,6 @@ def _deformed(url: str, row: dict, image: Image.Image, job: PerturbJob,
                "level": level, "ssim": visible}, pixels
 
 
-def unchanged(image: Image.Image) -> Image.Image:
-    """The `preprocess` given to the shard-reading stages: keep the decoded image itself."""
-    return image
-
-
 def _taking(batch: PerturbBatch, pixels: list[torch.Tensor], failures: list[Failure]) -> PerturbBatch:
     """Fill the batch with the pixels and the failures gathered so far; `failures` is emptied in place
     (the reading stages keep appending to that same list)."""
@@ -95,7 +90,7 @@ def perturbed_batches(url: str, job: PerturbJob) -> Iterator[PerturbBatch]:
     """All batches of one shard; the final one has `last=True` (and may be empty)."""
     batch, pixels, failures = PerturbBatch(shard=url), [], []
     try:
-        for row, image in _prepared(url, unchanged, DecodeOptions(job.max_pixels, job.batch_size), failures):
+        for row, image in decoded(url, job.max_pixels, failures):
             if row["key"] not in job.keys:
                 batch.skipped += 1
                 continue

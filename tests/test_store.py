@@ -102,8 +102,8 @@ def test_layout_keeps_temporaries_out_of_the_glob(tmp_path):
 def test_readers_work_while_an_extraction_appends(tmp_path):
     shards = tmp_path / "shards"
     for s in range(8):
-        write_tar(shards / f"{s:05d}.tar", [(f"s{s}_{i}.jpg", f.jpeg(128, 96, color=(30 * s, 8 * i, 0)))
-                                             for i in range(8)] + [(f"s{s}_0.json", meta(n=s))])
+        write_tar(shards / f"{s:05d}.tar", [(f"s{s}_0.json", meta(n=s))] + [
+            (f"s{s}_{i}.jpg", f.jpeg(128, 96, color=(30 * s, 8 * i, 0))) for i in range(8)])
     cmd = [sys.executable, "-m", "pipeline.cli", "extract", "--shards", str(shards), "--store",
            str(tmp_path / "store"), "--table", "t", "--model", TINY_MODEL, "--pretrained", "random",
            "--device", "cpu", "--batch-size", "2", "--workers", "0", "--no-progress"]

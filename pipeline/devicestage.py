@@ -1,0 +1,115 @@
+"""The main process's GPU stage: nvJPEG-decode a batch's JPEGs, resize and crop them on the GPU, and put
+the batch together in row order, on a few threads with a CUDA stream each.
+
+Decoding runs in the same process (one CUDA context) as the model, so the GPU runs decode and model
+kernels side by side instead of time-slicing between contexts, and several batches are in flight at once
+(`DevicePipeline`), so shard reading (workers), decoding (these threads) and the model overlap. Images
+nvJPEG refuses are decoded by Pillow here (rare: the workers only send what `gpu_eligible` accepts); an
+image neither can decode becomes a failure row, so none is lost silently.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Iterable, Iterator, Sequence
+
+import torch
+
+from .decode import ImageRejected, decode_image
+from .failures import Failure
+from .gpudecode import Eligible, decode_batch
+from .loader import ShardBatch
+
+
+class DeviceStage:
+    def __init__(self, plans: Sequence, device: torch.device, max_pixels: int):
+        self.plans, self.device, self.max_pixels = plans, device, max_pixels
+        self.local = threading.local()
+
+    def _stream(self):
+        if self.device.type != "cuda":
+            return None
+        if not hasattr(self.local, "stream"):
+            self.local.stream = torch.cuda.Stream(self.device)
+        return self.local.stream
+
+    def _fallback(self, batch: ShardBatch, position: int, data: bytes) -> list[torch.Tensor] | None:
+        row = batch.rows[position]
+        try:
+            image = decode_image(data, self.max_pixels)
+            return [plan.geometry(image).to(self.device) for plan in self.plans]
+        except ImageRejected as exc:
+            batch.failures.append(Failure(row["key"], batch.shard, "decode", str(exc)))
+        except Exception as exc:
+            batch.failures.append(Failure(row["key"], batch.shard, "preprocess", f"{type(exc).__name__}: {exc}"))
+        return None
+
+    def prepare(self, batch: ShardBatch) -> ShardBatch:
+        """Return the batch with `pixels` on the device, one [B,3,H,W] uint8 tensor per plan, rows in order."""
+        if not batch.jpeg_positions:
+            return batch
+        stream = self._stream()
+        with torch.cuda.stream(stream) if stream is not None else _nothing():
+            rows = self._assemble(batch)
+        if stream is not None:
+            stream.synchronize()  # this thread waits, not the model's
+        return rows
+
+    def _assemble(self, batch: ShardBatch) -> ShardBatch:
+        buf, offs = batch.jpeg_bytes, batch.jpeg_offsets
+        items = [(j, buf[offs[j]:offs[j + 1]], Eligible(size)) for j, size in enumerate(batch.jpeg_sizes)]
+        decoded_at, decoded, fallback_at, fallback = [], [], [], []
+        for j, image in decode_batch(items, self.device):
+            position = batch.jpeg_positions[j]
+            if image is not None:
+                decoded_at.append(position)
+                decoded.append(image)
+            elif (pixels := self._fallback(batch, position, bytes(items[j][1].numpy()))) is not None:
+                fallback_at.append(position)
+                fallback.append(pixels)
+        batch.gpu_decoded = len(decoded)
+        positions = batch.cpu_positions + decoded_at + fallback_at
+        order = sorted(range(len(positions)), key=positions.__getitem__)
+        per_plan = []
+        for k, plan in enumerate(self.plans):
+            parts = [batch.pixels[k].to(self.device, non_blocking=True)] if batch.pixels is not None else []
+            parts += [plan.geometry_batch(decoded)] if decoded else []
+            parts += [torch.stack([f[k] for f in fallback])] if fallback else []
+            per_plan.append(torch.cat(parts)[order] if positions else None)
+        batch.rows = [batch.rows[positions[i]] for i in order]
+        batch.pixels = per_plan if positions else None
+        batch.jpeg_bytes, batch.jpeg_positions, batch.cpu_positions = None, [], []
+        return batch
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def in_order(batches: Iterable[ShardBatch], stage: DeviceStage | None, threads: int) -> Iterator[ShardBatch]:
+    """Batches prepared by `stage` on `threads` threads, yielded in the order they came (a shard's `last`
+    batch must come after its others), with up to `threads` + 1 in flight."""
+    if stage is None:
+        yield from batches
+        return
+    inflight: deque[Future] = deque()
+    with ThreadPoolExecutor(threads, thread_name_prefix="artlens-nvjpeg") as pool:
+        for batch in batches:
+            inflight.append(pool.submit(stage.prepare, batch))
+            while len(inflight) > threads:
+                yield inflight.popleft().result()
+        while inflight:
+            yield inflight.popleft().result()
+
+
+def used_here(pixels: Sequence[torch.Tensor]) -> None:
+    """Tell the caching allocator that the current (model) stream reads tensors made on a decode stream,
+    so their memory is not reused before the model is done with them."""
+    for p in pixels:
+        if p.is_cuda:
+            p.record_stream(torch.cuda.current_stream(p.device))
