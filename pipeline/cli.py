@@ -93,8 +93,10 @@ def _extract_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode", default="auto", choices=DECODE_NAMES,
                    help="auto: JPEGs decoded and resized on the GPU (nvJPEG) when the model runs on CUDA; "
                         "other images always by Pillow on the CPU")
+    p.add_argument("--decode-threads", type=int, default=4, help="threads feeding nvJPEG (with GPU decoding)")
     p.add_argument("--workers", type=_auto_int, default=None,
-                   help="decode worker processes (0: in-process; default auto: CPU cores - 1)")
+                   help="decode worker processes (0: in-process; default auto: CPU cores - 1, or - 2 with "
+                        "GPU decoding)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help="refuse images with more pixels (decompression bombs)")
     p.add_argument("--cache-dir", help="open_clip/hub cache directory for weights")
@@ -115,7 +117,8 @@ def _extract_run(a: argparse.Namespace) -> int:
                      seed=a.seed, cache_dir=a.cache_dir)
     cfg = ExtractConfig(shards=a.shards, store=a.store, table=a.table, model=spec,
                         models=parse_models(a.models, spec) if a.models else (), batch_size=a.batch_size,
-                        workers=a.workers, decode=a.decode, max_pixels=a.max_pixels, overwrite=a.overwrite,
+                        workers=a.workers, decode=a.decode, decode_threads=a.decode_threads,
+                        max_pixels=a.max_pixels, overwrite=a.overwrite,
                         strict=a.strict, progress=not a.no_progress)
     summary = run_extract(cfg)
     for line in summary.lines():

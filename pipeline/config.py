@@ -53,6 +53,7 @@ class ExtractConfig:
     batch_size: int | None = None        # None: the device's default (pipeline/model.py DEVICE_DEFAULTS)
     workers: int | None = 2              # None: one per CPU core left after the main process
     decode: str = "auto"                 # auto: nvJPEG on CUDA devices, Pillow elsewhere
+    decode_threads: int = 4              # main-process threads feeding nvJPEG (H100: docs/performance.md)
     max_pixels: int = DEFAULT_MAX_PIXELS
     overwrite: bool = False
     strict: bool = False
@@ -69,6 +70,8 @@ class ExtractConfig:
             raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.workers is not None and self.workers < 0:
             raise ValueError(f"--workers must be 0 or more, got {self.workers}")
+        if self.decode_threads < 1:
+            raise ValueError(f"--decode-threads must be at least 1, got {self.decode_threads}")
         if self.decode not in DECODE_NAMES:
             raise ValueError(f"unknown --decode {self.decode!r}; choose from {', '.join(DECODE_NAMES)}")
         tables = [t for t, _ in self.targets()]
