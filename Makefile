@@ -23,10 +23,21 @@ REPORT     ?= $(STORE)/report
 SHARED     ?= ../shared/data
 FINDINGS_STORE ?= build/findings-store
 FINDINGS   ?= docs/findings/ai-pastiche-nga
+PAINTINGS  ?= $(SHARED)/paintings
+PAINTINGS_SHARDS ?= build/paintings-shards
+PAINTINGS_STORE  ?= build/paintings-store
+PAINTINGS_WORK   ?= build/paintings-work
+PAINTINGS_DOCS   ?= docs/findings/paintings
+PAINTINGS_SEED   ?= 0
+PAINTINGS_GUIDE_TEXT ?= a cubist painting
+PAINTINGS_SHEET_WIDTH ?= 760
+PAINTINGS_TITLE  ?= The 14 paintings in ../shared/data/paintings under deformations and guidance: \
+	random-init ViT-B-32 (seed $(PAINTINGS_SEED)), no pretrained weights
 BENCH_N    ?= 1000000
 BENCH_DIM  ?= 768
 
-.PHONY: install test test-fast sample extract perturb index sql neighbors probes report findings bench bench-store clean-store
+.PHONY: install test test-fast sample extract perturb index sql neighbors probes report findings findings-paintings \
+	bench bench-store clean-store
 
 # Idempotent: the stamp is rebuilt only when the dependency files change.
 install: $(VENV)/.installed
@@ -92,6 +103,49 @@ findings: install
 	$(ARTLENS) probe run probes/suites/findings-ai-pastiche-nga.yaml --store $(FINDINGS_STORE)
 	$(ARTLENS) report --store $(FINDINGS_STORE) --out $(FINDINGS) \
 		--title "AI-Pastiche vs National Gallery: what CLIP ViT-L/14@336px sees"
+
+# docs/findings/paintings from the 14 real paintings in ../shared/data/paintings, embedded by a RANDOM-INIT
+# ViT-B-32 (seed PAINTINGS_SEED): no pretrained weights exist offline. Everything is rebuilt from scratch under
+# build/ (3-5 minutes on 2 CPU cores, longer under load). The report deletes its figures/*.png, so the contact
+# sheets (downscaled to JPEG), saliency maps and one guided example are copied in after it.
+findings-paintings: install
+	rm -rf $(PAINTINGS_SHARDS) $(PAINTINGS_STORE) $(PAINTINGS_WORK)
+	$(ARTLENS) shards $(PAINTINGS) --out $(PAINTINGS_SHARDS) --no-progress
+	$(ARTLENS) extract --shards $(PAINTINGS_SHARDS) --store $(PAINTINGS_STORE) --table paintings \
+		--model ViT-B-32 --pretrained random --seed $(PAINTINGS_SEED) --device cpu --workers 1 --no-progress
+	$(ARTLENS) perturb --shards $(PAINTINGS_SHARDS) --store $(PAINTINGS_STORE) --table paintings \
+		--suite default --save-examples 2 --device cpu --no-progress
+	$(ARTLENS) probe deformation --store $(PAINTINGS_STORE) --table paintings
+	$(ARTLENS) saliency --image $(PAINTINGS)/van-gogh_the-starry-night_1889.jpg \
+		--text "a starry night sky over a village" --store $(PAINTINGS_STORE) --table paintings --device cpu \
+		--out $(PAINTINGS_WORK)/saliency/starry-night--night-sky.png
+	$(ARTLENS) saliency --image $(PAINTINGS)/van-gogh_the-starry-night_1889.jpg \
+		--text "a portrait of a woman in a hat" --store $(PAINTINGS_STORE) --table paintings --device cpu \
+		--out $(PAINTINGS_WORK)/saliency/starry-night--woman-in-hat.png
+	$(ARTLENS) saliency --image $(PAINTINGS)/matisse_woman-with-a-hat_1905.jpg \
+		--text "a portrait of a woman in a hat" --store $(PAINTINGS_STORE) --table paintings --device cpu \
+		--out $(PAINTINGS_WORK)/saliency/woman-with-a-hat--woman-in-hat.png
+	$(ARTLENS) saliency --image $(PAINTINGS)/matisse_woman-with-a-hat_1905.jpg \
+		--text "a starry night sky over a village" --store $(PAINTINGS_STORE) --table paintings --device cpu \
+		--out $(PAINTINGS_WORK)/saliency/woman-with-a-hat--night-sky.png
+	$(ARTLENS) guide --image $(PAINTINGS) --text "$(PAINTINGS_GUIDE_TEXT)" --steps 10 \
+		--store $(PAINTINGS_STORE) --table paintings --device cpu --out $(PAINTINGS_WORK)/guide
+	$(ARTLENS) report --store $(PAINTINGS_STORE) --out $(PAINTINGS_DOCS) \
+		--title "$(PAINTINGS_TITLE)"
+	rm -f $(PAINTINGS_DOCS)/figures/contact-*.jpg $(PAINTINGS_DOCS)/figures/saliency-*
+	for f in $(PAINTINGS_STORE)/results/examples/paintings_deformed/*.png; do \
+		$(BIN)/python -c "import sys; from PIL import Image; im = Image.open(sys.argv[1]).convert('RGB'); \
+w = int(sys.argv[3]); h = round(im.height * w / im.width); \
+im.resize((w, h), Image.LANCZOS).save(sys.argv[2], quality=90)" \
+			$$f $(PAINTINGS_DOCS)/figures/contact-$$(basename $$f .png).jpg $(PAINTINGS_SHEET_WIDTH) || exit 1; \
+	done
+	for f in $(PAINTINGS_WORK)/saliency/*; do \
+		cp $$f $(PAINTINGS_DOCS)/figures/saliency-$$(basename $$f) || exit 1; \
+	done
+	for f in before after difference; do \
+		cp $(PAINTINGS_WORK)/guide/13-van-gogh_the-starry-night_1889/$$f.png \
+			$(PAINTINGS_DOCS)/figures/guide-starry-night-$$f.png || exit 1; \
+	done
 
 # Indexes and SQL on BENCH_N synthetic clustered vectors: prints a table, writes bench-out/bench-store.json
 bench-store: install
