@@ -94,6 +94,10 @@ def _extract_args(p: argparse.ArgumentParser) -> None:
                    help="auto: JPEGs decoded and resized on the GPU (nvJPEG) when the model runs on CUDA; "
                         "other images always by Pillow on the CPU")
     p.add_argument("--decode-threads", type=int, default=4, help="threads feeding nvJPEG (with GPU decoding)")
+    p.add_argument("--devices", help="one process per device: 'all' (every CUDA GPU), '0,1' (CUDA ids), or "
+                                     "names such as cpu,cpu; shard i goes to device i mod N")
+    p.add_argument("--retries", type=int, default=1, help="with --devices: rounds of retrying the shards of a "
+                                                          "failed process (default 1)")
     p.add_argument("--workers", type=_auto_int, default=None,
                    help="decode worker processes (0: in-process; default auto: CPU cores - 1, or - 2 with "
                         "GPU decoding)")
@@ -120,7 +124,11 @@ def _extract_run(a: argparse.Namespace) -> int:
                         workers=a.workers, decode=a.decode, decode_threads=a.decode_threads,
                         max_pixels=a.max_pixels, overwrite=a.overwrite,
                         strict=a.strict, progress=not a.no_progress)
-    summary = run_extract(cfg)
+    if a.devices:
+        from .devices import parse_devices, run_on_devices
+        summary = run_on_devices(cfg, parse_devices(a.devices), retries=a.retries)
+    else:
+        summary = run_extract(cfg)
     for line in summary.lines():
         print(line)
     return summary.exit_code

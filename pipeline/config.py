@@ -54,6 +54,7 @@ class ExtractConfig:
     workers: int | None = 2              # None: one per CPU core left after the main process
     decode: str = "auto"                 # auto: nvJPEG on CUDA devices, Pillow elsewhere
     decode_threads: int = 4              # main-process threads feeding nvJPEG (H100: docs/performance.md)
+    only: tuple[str, ...] = ()           # restrict to these shard URLs (one device's share with --devices)
     max_pixels: int = DEFAULT_MAX_PIXELS
     overwrite: bool = False
     strict: bool = False

@@ -156,6 +156,9 @@ def prepared_batches(cfg: ExtractConfig, shards: list[str], plans: list, device:
 
 def run_extract(cfg: ExtractConfig, loaded: LoadedModel | list[LoadedModel] | None = None) -> ExtractSummary:
     urls = expand_shards(cfg.shards)
+    if cfg.only:
+        wanted = set(cfg.only)
+        urls = [u for u in urls if u in wanted]
     targets, plans = _targets(cfg, loaded)
     models = [t.loaded for t in targets]
     for t in targets:

@@ -77,6 +77,14 @@ class TableWriter:
         write_atomic(part, self.layout.part_path(table, shard_url), metadata=meta)
         return conflicts
 
+    @classmethod
+    def reopen(cls, root: str | Path, name: str) -> "TableWriter":
+        """A writer for a table that exists (e.g. to recount it after other processes committed parts)."""
+        entry = Catalog(StoreLayout.at(root).catalog_path).get(name)
+        if entry is None:
+            raise CatalogError(f"no table {name!r} in the catalog of {root}")
+        return cls(root, entry)
+
     def finish(self) -> TableEntry:
         """Recount rows and failures from the committed parts and record schema conflicts."""
         name = self.entry.name
