@@ -96,6 +96,10 @@ def _extract_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode-threads", type=int, default=4, help="threads feeding nvJPEG (with GPU decoding)")
     p.add_argument("--devices", help="one process per device: 'all' (every CUDA GPU), '0,1' (CUDA ids), or "
                                      "names such as cpu,cpu; shard i goes to device i mod N")
+    p.add_argument("--engine", default="local", choices=("local", "ray"),
+                   help="ray: Ray Data (CPU decode tasks, model actor pool, commits by this process)")
+    p.add_argument("--address", help="with --engine ray: the cluster to join (default: start a local Ray)")
+    p.add_argument("--actors", type=int, help="with --engine ray: model actors (default: one per GPU, or 1)")
     p.add_argument("--retries", type=int, default=1, help="with --devices: rounds of retrying the shards of a "
                                                           "failed process (default 1)")
     p.add_argument("--workers", type=_auto_int, default=None,
@@ -124,7 +128,12 @@ def _extract_run(a: argparse.Namespace) -> int:
                         workers=a.workers, decode=a.decode, decode_threads=a.decode_threads,
                         max_pixels=a.max_pixels, overwrite=a.overwrite,
                         strict=a.strict, progress=not a.no_progress)
-    if a.devices:
+    if a.engine == "ray":
+        if a.devices:
+            raise ValueError("--devices is for the local engine; with --engine ray, Ray places the actors")
+        from .rayengine import run_with_ray
+        summary = run_with_ray(cfg, address=a.address, actors=a.actors)
+    elif a.devices:
         from .devices import parse_devices, run_on_devices
         summary = run_on_devices(cfg, parse_devices(a.devices), retries=a.retries)
     else:
