@@ -46,7 +46,7 @@ def test_two_processes_give_the_rows_of_one(tmp_path, extract):
     assert (summary.images, summary.shards_committed, summary.failed_processes) == (reference.images, 10, 0)
     assert summary.table_rows == reference.table_rows == 60 and summary.exit_code == 0
     (one, n1, d1), (two, n2, d2) = rows(tmp_path / "one"), rows(tmp_path / "two")
-    assert n2 == d2 == n1 == 60 and [r["key"] for r in one] == [r["key"] for r in two]
+    assert n2 == d2 == n1 == d1 == 60 and [r["key"] for r in one] == [r["key"] for r in two]
     assert np.allclose([r["embedding"] for r in one], [r["embedding"] for r in two], atol=1e-6)
 
 
