@@ -23,10 +23,26 @@ def _from_list_file(path: Path) -> list[str]:
     return urls
 
 
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+def _from_url(spec: str) -> list[str]:
+    """An fsspec URL: a glob (s3://b/shards/*.tar) or a prefix holding .tar files (s3://b/shards/)."""
+    fs, path = fsspec.core.url_to_fs(spec)
+    protocol = spec.split("://", 1)[0]
+    if any(ch in path for ch in "*?["):
+        found = fs.glob(path)
+    else:
+        found = [p for p in fs.ls(path, detail=False) if p.endswith(TAR_SUFFIXES)]
+    return sorted(f"{protocol}://{p.lstrip('/')}" if protocol != "file" else f"file://{p}" for p in found)
+
+
 def expand_shards(spec: str) -> list[str]:
     """Resolve SPEC to shard URLs (sorted for directories; in given order for patterns and lists)."""
     path = Path(spec)
-    if "://" not in spec and path.is_dir():
+    if "://" in spec and "{" not in spec and (any(ch in spec for ch in "*?[") or not spec.endswith(TAR_SUFFIXES)):
+        urls = _from_url(spec)
+    elif "://" not in spec and path.is_dir():
         urls = sorted(str(p) for p in path.iterdir() if p.name.endswith((".tar", ".tar.gz", ".tgz")))
     elif "{" in spec:
         urls = list(braceexpand.braceexpand(spec))
