@@ -161,9 +161,7 @@ def run_extract(cfg: ExtractConfig, loaded: LoadedModel | list[LoadedModel] | No
         urls = [u for u in urls if u in wanted]
     targets, plans = _targets(cfg, loaded)
     models = [t.loaded for t in targets]
-    for t in targets:
-        t.done = {u for u in urls if t.writer.is_done(u)}
-    todo = [u for u in urls if any(u not in t.done for t in targets)]
+    todo = pending_shards(urls, targets)
     summary = ExtractSummary(table=", ".join(t.table for t in targets), shards=len(urls),
                              shards_skipped=len(urls) - len(todo))
     gpu = decode_device(cfg, models)
@@ -179,11 +177,23 @@ def run_extract(cfg: ExtractConfig, loaded: LoadedModel | list[LoadedModel] | No
                 bar.update(len(batch.rows))
                 bar.set_postfix(failed=summary.failures, shards=f"{summary.shards_committed}/{len(todo)}")
     summary.elapsed_s = time.perf_counter() - start
+    finish_tables(targets, summary)
+    return summary
+
+
+def pending_shards(urls: list[str], targets: list[_Target]) -> list[str]:
+    """Record in each target the shards its table already holds; the shards some table still needs."""
+    for t in targets:
+        t.done = {u for u in urls if t.writer.is_done(u)}
+    return [u for u in urls if any(u not in t.done for t in targets)]
+
+
+def finish_tables(targets: list[_Target], summary: ExtractSummary) -> None:
+    """Recount every table from its committed parts into the summary."""
     for t in targets:
         entry = t.writer.finish()
         summary.table_rows, summary.schema_conflicts = entry.rows, entry.conflicts()
         summary.tables_rows[t.table] = entry.rows
-    return summary
 
 
 def _consume(batch: ShardBatch, targets: list[_Target], committer: "Committer", summary: ExtractSummary,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import ExtractConfig
-from .extract import ExtractSummary, _targets, decode_device
+from .extract import ExtractSummary, _targets, decode_device, finish_tables, pending_shards
 from .failures import Failure
 from .loader import DecodeOptions, shard_batches
 from .model import device_default, load_model
@@ -77,9 +77,7 @@ def run_with_ray(cfg: ExtractConfig, address: str | None = None, actors: int | N
     targets, plans = _targets(cfg, None)  # the driver validates the tables (and drops them with --overwrite)
     if decode_device(cfg, [t.loaded for t in targets]) is not None and cfg.decode == "gpu":
         raise ValueError("--engine ray decodes on CPU tasks; use --decode cpu or auto")
-    for t in targets:
-        t.done = {u for u in urls if t.writer.is_done(u)}
-    todo = [u for u in urls if any(u not in t.done for t in targets)]
+    todo = pending_shards(urls, targets)
     summary = ExtractSummary(table=", ".join(t.table for t in targets), shards=len(urls),
                              shards_skipped=len(urls) - len(todo), decode="Pillow in Ray CPU tasks")
     start = time.perf_counter()
@@ -108,10 +106,7 @@ def run_with_ray(cfg: ExtractConfig, address: str | None = None, actors: int | N
             if shard.count is not None and len(shard.batches) == shard.count:
                 _commit(pending.pop(row["shard"]), row["shard"], targets, summary)
     summary.elapsed_s = time.perf_counter() - start
-    for t in targets:
-        entry = t.writer.finish()
-        summary.table_rows, summary.schema_conflicts = entry.rows, entry.conflicts()
-        summary.tables_rows[t.table] = entry.rows
+    finish_tables(targets, summary)
     return summary
 
 
