@@ -29,7 +29,7 @@ def make_shards(root):
 def start(shards, store_dir):
     cmd = [sys.executable, "-m", "pipeline.cli", "extract", "--shards", str(shards), "--store", str(store_dir),
            "--table", "t", "--model", TINY_MODEL, "--pretrained", "random", "--device", "cpu",
-           "--batch-size", "4", "--workers", "0", "--no-progress"]
+           "--batch-size", "1", "--workers", "0", "--no-progress"]  # small batches: a shard takes several steps
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -63,7 +63,7 @@ def test_sigkill_at_any_moment_then_rerun_gives_exactly_the_uninterrupted_rows(t
 
     interrupted = tmp_path / "interrupted"
     # kill while loading the model, while shard 3 and shard 7 are in flight (maybe mid-write)
-    for n_parts, delay in [(0, 1.0), (3, 0.0), (7, 0.013)]:
+    for n_parts, delay in [(0, 1.0), (3, 0.0), (7, 0.005)]:
         kill_when(start(shards, interrupted), interrupted, n_parts, delay)
         for part in parts(interrupted):  # a reader never sees a half-written part
             assert pq.ParquetFile(part).metadata.num_rows == PER_SHARD
