@@ -9,6 +9,7 @@ image neither can decode becomes a failure row, so none is lost silently.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,11 +51,11 @@ class DeviceStage:
         if not batch.jpeg_positions:
             return batch
         stream = self._stream()
-        with torch.cuda.stream(stream) if stream is not None else _nothing():
-            rows = self._assemble(batch)
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            ready = self._assemble(batch)
         if stream is not None:
             stream.synchronize()  # this thread waits, not the model's
-        return rows
+        return ready
 
     def _assemble(self, batch: ShardBatch) -> ShardBatch:
         buf, offs = batch.jpeg_bytes, batch.jpeg_offsets
@@ -81,14 +82,6 @@ class DeviceStage:
         batch.pixels = per_plan if positions else None
         batch.jpeg_bytes, batch.jpeg_positions, batch.cpu_positions = None, [], []
         return batch
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def in_order(batches: Iterable[ShardBatch], stage: DeviceStage | None, threads: int) -> Iterator[ShardBatch]:
