@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from store.catalog import Catalog
 from store.layout import StoreLayout
+from store.remote import refresh
 from store.writer import TableWriter
 
 from .config import ExtractConfig
@@ -70,6 +71,7 @@ class DevicesSummary(ExtractSummary):
 
 
 def _done(cfg: ExtractConfig, urls: list[str]) -> set[str]:
+    refresh(cfg.store)  # a store in a bucket: see the parts the device processes pushed
     layout = StoreLayout.at(cfg.store)
     tables = [t for t, _ in cfg.targets()]
     return {u for u in urls if all(layout.part_path(t, u).exists() for t in tables)}

@@ -196,5 +196,7 @@ def run_perturb(cfg: PerturbConfig, loaded: LoadedModel | None = None) -> Pertur
     if cfg.save_examples:
         folder = Path(cfg.examples_dir) if cfg.examples_dir else StoreLayout.at(cfg.store).examples_dir(cfg.output)
         summary.examples = write_examples(cfg.shards, keys, suite, cfg.save_examples, folder, cfg.max_pixels)
+        if not cfg.examples_dir:
+            StoreLayout.at(cfg.store).push(*map(Path, summary.examples))
     summary.table_rows = writer.finish().rows
     return summary

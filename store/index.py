@@ -163,10 +163,14 @@ def _commit(layout: StoreLayout, table: str, index: faiss.Index, rows: pa.Table,
     write_atomic(rows.append_column("id", pa.array(np.arange(rows.num_rows), pa.int64())), ids_path)
     entry.memory_bytes = index_path.stat().st_size
     Catalog(layout.catalog_path).put_index(entry)
+    layout.push(index_path, ids_path)  # a remote store: the index files, then the catalog row naming them
+    layout.push_catalog()
     keep = {entry.generation, previous.generation if previous else ""}
     for old in index_path.parent.iterdir():  # keep the previous generation for readers that hold it
         if old.name.split(".")[0] not in keep and not old.name.startswith(".tmp-"):
             old.unlink(missing_ok=True)
+            if layout.remote is not None:
+                layout.remote.delete(old)
 
 
 def build_index(root: str | Path, table: str, kind: str = "auto", max_memory: str | int = "4G",

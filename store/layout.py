@@ -50,10 +50,24 @@ def shard_id(shard_url: str) -> str:
 @dataclass(frozen=True)
 class StoreLayout:
     root: Path
+    remote: object = None        # store/remote.Mirror when the store lives at an fsspec URL
 
     @classmethod
     def at(cls, root: str | Path) -> "StoreLayout":
+        from .remote import is_remote, mirror
+        if is_remote(root):
+            m = mirror(str(root))
+            return cls(m.local, m)
         return cls(Path(root).expanduser().absolute())
+
+    def push(self, *paths: Path) -> None:
+        """Upload files just written (in this order) when the store is remote; no-op for a local store."""
+        if self.remote is not None:
+            self.remote.push(*paths)
+
+    def push_catalog(self) -> None:
+        if self.remote is not None:
+            self.remote.push_catalog()
 
     @property
     def catalog_path(self) -> Path:

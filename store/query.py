@@ -125,6 +125,7 @@ class Store:
         tmp = path.with_name(f".tmp-{path.name}")
         tmp.write_text(json.dumps(result, indent=1))
         tmp.replace(path)
+        self.layout.push(path)
         return path
 
     def results(self) -> list[dict]:

@@ -48,20 +48,26 @@ class TableWriter:
         if overwrite:
             self.drop(entry.name)
         self.catalog.put(entry)
+        self.layout.push_catalog()
         return entry
 
     def drop(self, name: str) -> None:
         dirs = (self.layout.table_dir(name), self.layout.failures_dir(name), self.layout.index_dir(name))
         for directory in dirs:
             shutil.rmtree(directory, ignore_errors=True)
+        if self.layout.remote is not None:
+            self.layout.remote.delete(*dirs)
         self.catalog.delete(name)
+        self.layout.push_catalog()
 
     def is_done(self, shard_url: str) -> bool:
         return self.layout.part_path(self.entry.name, shard_url).exists()
 
     def record_failures(self, shard_url: str, failures: Sequence[dict]) -> None:
         """Failures of a shard that could not be read at all: visible in `failures`, shard not committed."""
-        write_atomic(failures_table(self.entry.name, failures), self.layout.failures_path(self.entry.name, shard_url))
+        path = self.layout.failures_path(self.entry.name, shard_url)
+        write_atomic(failures_table(self.entry.name, failures), path)
+        self.layout.push(path)
 
     def commit(self, shard_url: str, rows: Sequence[dict], vectors: np.ndarray,
                failures: Sequence[dict]) -> dict[str, str]:
@@ -74,7 +80,9 @@ class TableWriter:
             fail_path.unlink(missing_ok=True)
         part, conflicts = rows_to_table(rows, vectors, self.entry.dim)
         meta = {CONFLICTS_KEY: json.dumps(conflicts)}
-        write_atomic(part, self.layout.part_path(table, shard_url), metadata=meta)
+        part_path = self.layout.part_path(table, shard_url)
+        write_atomic(part, part_path, metadata=meta)
+        self.layout.push(fail_path, part_path)  # failures first: the embedding part is the commit
         return conflicts
 
     @classmethod
@@ -93,6 +101,7 @@ class TableWriter:
         self.entry.failures = sum(pq.ParquetFile(p).metadata.num_rows for p in self.layout.failure_parts(name))
         self.entry.schema_conflicts = json.dumps(schema_conflicts(parts), sort_keys=True)
         self.catalog.put(self.entry)
+        self.layout.push_catalog()
         return self.entry
 
 

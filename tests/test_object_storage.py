@@ -99,3 +99,48 @@ def test_a_killed_extraction_from_a_bucket_resumes(bucket, s3_endpoint, tmp_path
     assert "already done (resumed)" in done.stdout
     (disk, _, _), (remote, count, distinct) = rows(tmp_path / "disk"), rows(tmp_path / "s3")
     assert count == distinct == 60 and [r["key"] for r in disk] == [r["key"] for r in remote]
+
+
+def _remote_parts(endpoint, prefix):
+    fs = s3fs.S3FileSystem(key=CREDS["AWS_ACCESS_KEY_ID"], secret=CREDS["AWS_SECRET_ACCESS_KEY"], endpoint_url=endpoint)
+    return [p for p in fs.find(prefix) if p.rsplit("/", 1)[-1].startswith("part-")]
+
+
+def test_store_in_a_bucket_extract_query_and_resume_from_another_machine(bucket, s3_endpoint, tmp_path, extract):
+    """Shards in a bucket → a store in a bucket. Each process has its own mirror (ARTLENS_CACHE), as separate
+    machines would: the killed run's mirror is thrown away, and the re-run and the query start empty."""
+    name, local = bucket
+    extract(local, store=tmp_path / "disk", batch_size=4)
+    store_url = f"s3://{name}/artstore"
+    args = _extract(f"s3://{name}/shards/", store_url)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, **CREDS, "FSSPEC_S3_ENDPOINT_URL": s3_endpoint, "ARTLENS_CACHE": str(tmp_path / "m1")},
+        start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(_remote_parts(s3_endpoint, f"{name}/artstore/tables")) < 3 and first.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    committed = len(_remote_parts(s3_endpoint, f"{name}/artstore/tables"))
+    assert 3 <= committed < 10, committed
+
+    def run(cache, *cli):
+        env = {**os.environ, **CREDS, "FSSPEC_S3_ENDPOINT_URL": s3_endpoint, "ARTLENS_CACHE": str(tmp_path / cache)}
+        return subprocess.run([sys.executable, "-m", "pipeline.cli", *cli], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    again = run("m2", *args)
+    assert again.returncode == 0, again.stdout + again.stderr[-2000:]
+    assert f"{committed} already done (resumed)" in again.stdout
+    assert len(_remote_parts(s3_endpoint, f"{name}/artstore/tables")) == 10
+    query = run("m3", "sql", "--store", store_url, "--format", "csv",
+                "SELECT count(*) AS n, count(DISTINCT key) AS d FROM t")
+    assert query.returncode == 0 and "60,60" in query.stdout, query.stdout + query.stderr[-2000:]
+    embeddings = run("m4", "sql", "--store", store_url, "--format", "json", "SELECT key, embedding FROM t ORDER BY key")
+    import json
+    got = [json.loads(line) for line in embeddings.stdout.splitlines() if line.strip()]
+    disk, _, _ = rows(tmp_path / "disk")
+    assert [g["key"] for g in got] == [r["key"] for r in disk]
+    assert np.allclose([g["embedding"] for g in got], [r["embedding"] for r in disk], atol=1e-6)
