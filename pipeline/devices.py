@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,9 @@ def run_on_devices(cfg: ExtractConfig, devices: list[str], retries: int = 1,
     summary = DevicesSummary(table=", ".join(t for t, _ in cfg.targets()), shards=len(urls), devices=devices)
     summary.shards_skipped = len(_done(cfg, urls))
     context = multiprocessing.get_context("spawn")
+    # The machine's cores are shared by the device processes: each gets its part of the decode workers.
+    cores = os.cpu_count() or 2
+    workers = cfg.workers if cfg.workers is not None else max(1, (cores - 2 * len(devices)) // len(devices))
     start, todo, rounds = time.perf_counter(), [u for u in urls if u not in _done(cfg, urls)], 0
     bar = tqdm(total=len(urls), initial=summary.shards_skipped, unit="shard",
                desc=f"extract on {len(devices)} devices", disable=not cfg.progress)
@@ -99,7 +103,7 @@ def run_on_devices(cfg: ExtractConfig, devices: list[str], retries: int = 1,
                 if not share:
                     continue
                 device = name.split(":", 1)[1]
-                sub = replace(cfg, only=tuple(share), overwrite=False, progress=False,
+                sub = replace(cfg, only=tuple(share), overwrite=False, progress=False, workers=workers,
                               model=replace(cfg.model, device=device),
                               models=tuple(replace(m, device=device) for m in cfg.models))
                 out = str(scratch / f"{rounds}-{name.replace(':', '_')}.json")
