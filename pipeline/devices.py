@@ -71,8 +71,11 @@ class DevicesSummary(ExtractSummary):
         return out
 
 
-def _done(cfg: ExtractConfig, urls: list[str]) -> set[str]:
-    refresh(cfg.store)  # a store in a bucket: see the parts the device processes pushed
+def _done(cfg: ExtractConfig, urls: list[str], fresh: bool = True) -> set[str]:
+    """Shards every table holds. `fresh` pulls a store in a bucket first, to see the parts the device
+    processes pushed (the progress bar polls without it: pulling a whole store twice a second is too much)."""
+    if fresh:
+        refresh(cfg.store)
     layout = StoreLayout.at(cfg.store)
     tables = [t for t, _ in cfg.targets()]
     return {u for u in urls if all(layout.part_path(t, u).exists() for t in tables)}
@@ -86,12 +89,13 @@ def run_on_devices(cfg: ExtractConfig, devices: list[str], retries: int = 1,
             if _exists(cfg.store, table):
                 TableWriter.reopen(cfg.store, table).drop(table)
     summary = DevicesSummary(table=", ".join(t for t, _ in cfg.targets()), shards=len(urls), devices=devices)
-    summary.shards_skipped = len(_done(cfg, urls))
+    done = _done(cfg, urls)
+    summary.shards_skipped = len(done)
     context = multiprocessing.get_context("spawn")
     # The machine's cores are shared by the device processes: each gets its part of the decode workers.
     cores = os.cpu_count() or 2
     workers = cfg.workers if cfg.workers is not None else max(1, (cores - 2 * len(devices)) // len(devices))
-    start, todo, rounds = time.perf_counter(), [u for u in urls if u not in _done(cfg, urls)], 0
+    start, todo, rounds = time.perf_counter(), [u for u in urls if u not in done], 0
     bar = tqdm(total=len(urls), initial=summary.shards_skipped, unit="shard",
                desc=f"extract on {len(devices)} devices", disable=not cfg.progress)
     with bar, tempfile.TemporaryDirectory(prefix="artlens-devices-") as tmp:
@@ -112,7 +116,7 @@ def run_on_devices(cfg: ExtractConfig, devices: list[str], retries: int = 1,
                 procs[name] = (proc, out)
             while any(p.is_alive() for p, _ in procs.values()):
                 time.sleep(0.5)
-                bar.n = len(_done(cfg, urls))
+                bar.n = len(_done(cfg, urls, fresh=False))
                 bar.refresh()
             for proc, out in procs.values():
                 proc.join()

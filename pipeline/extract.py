@@ -97,7 +97,7 @@ class _Target:
     writer: TableWriter
     plan: int
     done: set[str]
-    pending: dict[str, list] = field(default_factory=dict)   # shard → embeddings still on the device
+    pending: dict[str, "_Pending"] = field(default_factory=dict)  # shard → rows, device embeddings, failures
 
 
 def decode_device(cfg: ExtractConfig, models: list[LoadedModel]) -> str | None:

@@ -65,17 +65,23 @@ def _records(url: str, failures: list[Failure]) -> Iterator[Record]:
             failures.append(Failure(sample.key, url, exc.stage, str(exc)))
 
 
+def _decode(record: Record, url: str, max_pixels: int, failures: list[Failure]):
+    """The record's upright RGB image (its width and height set in the row), or None with a failure."""
+    try:
+        image = decode_image(record.image, max_pixels)
+    except ImageRejected as exc:
+        failures.append(Failure(record.key, url, "decode", str(exc)))
+        return None
+    record.row["width"], record.row["height"] = image.size
+    return image
+
+
 def decoded(url: str, max_pixels: int, failures: list[Failure]):
     """(row, upright RGB PIL image) for every usable sample of a shard, in order; the rest go to
     `failures`. For stages that work on whole images (deformations, contact sheets)."""
     for record in _records(url, failures):
-        try:
-            image = decode_image(record.image, max_pixels)
-        except ImageRejected as exc:
-            failures.append(Failure(record.key, url, "decode", str(exc)))
-            continue
-        record.row["width"], record.row["height"] = image.size
-        yield record.row, image
+        if (image := _decode(record, url, max_pixels, failures)) is not None:
+            yield record.row, image
 
 
 def _chunks(items: Iterator[Record], size: int) -> Iterator[list[Record]]:
@@ -98,18 +104,14 @@ class _Decoder:
         self.to_device = opts.jpeg_to_device and all(p.gpu_ok for p in plans)
 
     def cpu(self, record: Record, url: str, failures: list[Failure]):
-        try:
-            image = decode_image(record.image, self.opts.max_pixels)
-        except ImageRejected as exc:
-            failures.append(Failure(record.key, url, "decode", str(exc)))
+        image = _decode(record, url, self.opts.max_pixels, failures)
+        if image is None:
             return None
         try:
-            pixels = [plan.geometry(image) for plan in self.plans]
+            return [plan.geometry(image) for plan in self.plans]
         except Exception as exc:  # a transform failing on one odd image must not end the run
             failures.append(Failure(record.key, url, "preprocess", f"{type(exc).__name__}: {exc}"))
             return None
-        record.row["width"], record.row["height"] = image.size
-        return pixels
 
     def batch(self, chunk: list[Record], url: str) -> ShardBatch:
         batch = ShardBatch(shard=url)

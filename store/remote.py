@@ -72,13 +72,6 @@ class Mirror:
     def push_catalog(self) -> None:
         self.push(self.local / CATALOG)
 
-    def push_new(self, folder: Path) -> None:
-        """Upload the files under `folder` that the bucket lacks or holds at another size."""
-        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(TMP_PREFIX)):
-            remote = self._remote(path)
-            if not self.fs.exists(remote) or self.fs.size(remote) != path.stat().st_size:
-                self.fs.put(str(path), remote)
-
     def delete(self, *paths: Path) -> None:
         for path in paths:
             remote = self._remote(path)

@@ -77,7 +77,7 @@ def test_only_what_nvjpeg_decodes_like_pillow_goes_to_the_device(name, data, eli
     assert (gpu_eligible(data, BIG) is not None) is eligible, name
 
 
-def test_pixel_limit_applies_before_the_device(tmp_path):
+def test_pixel_limit_applies_before_the_device():
     assert gpu_eligible(_jpeg(200, 100), max_pixels=10_000) is None
 
 
