@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
 from .catalog import Catalog, IndexEntry, TableEntry
-from .index import LoadedIndex, open_index
 from .layout import StoreLayout
 from .parts import FAILURE_SCHEMA
+
+if TYPE_CHECKING:  # FAISS is imported only where an index is used: writers and SQL never load it
+    from .index import LoadedIndex
 
 
 #: Index fields shown in the `catalog` view, as index_<field>.
@@ -104,6 +107,8 @@ class Store:
     def index(self, table: str) -> LoadedIndex | None:
         """The table's FAISS index (loaded once, brought up to date with new parts), or None."""
         if table not in self._indexes:
+            from .index import open_index
+
             self._indexes[table] = open_index(self.layout.root, table, self.entry(table).dim)
         return self._indexes[table]
 
