@@ -56,10 +56,11 @@ def _input_size(model: LoadedModel) -> tuple[int, int]:
 
 
 def end_to_end(model: LoadedModel, corpus: Path, store: Path, decode: str, batch_size: int,
-               workers: int | None, decode_threads: int = 4) -> dict:
+               workers: int | None, decode_threads: int = 4, jpeg_decoder: str = "auto") -> dict:
     shutil.rmtree(store, ignore_errors=True)
     cfg = ExtractConfig(shards=str(corpus), store=str(store), table="bench", batch_size=batch_size,
-                        workers=workers, decode=decode, decode_threads=decode_threads, progress=False)
+                        workers=workers, decode=decode, decode_threads=decode_threads, jpeg_decoder=jpeg_decoder,
+                        progress=False)
     summary = run_extract(cfg, loaded=model)
     steady = summary.images / max(summary.elapsed_s - summary.startup_s, 1e-9)
     shutil.rmtree(store, ignore_errors=True)
@@ -71,10 +72,10 @@ def end_to_end(model: LoadedModel, corpus: Path, store: Path, decode: str, batch
 
 
 def decode_only(model: LoadedModel, corpus: Path, decode: str, batch_size: int, workers: int | None,
-                decode_threads: int = 4) -> dict:
+                decode_threads: int = 4, jpeg_decoder: str = "auto") -> dict:
     """The input side alone: shards → pixels on the device, no model (where the time goes)."""
     cfg = ExtractConfig(shards=str(corpus), store="-", table="bench", batch_size=batch_size, workers=workers,
-                        decode=decode, decode_threads=decode_threads, progress=False)
+                        decode=decode, decode_threads=decode_threads, jpeg_decoder=jpeg_decoder, progress=False)
     gpu = decode_device(cfg, [model])
     start, first, images = time.perf_counter(), None, 0
     for batch in prepared_batches(cfg, expand_shards(str(corpus)), [model.plan], model.device, gpu):
@@ -101,7 +102,7 @@ def ensure_corpus(path: Path, spec: CorpusSpec, processes: int) -> float:
 
 
 def bench_model(name: str, pretrained: str, corpus: Path, work: Path, device: str, batch_size: int | None,
-                workers: int | None, seconds: float, threads: list[int]) -> dict:
+                workers: int | None, seconds: float, threads: list[int], decoders: list[str]) -> dict:
     model = load_model(ModelSpec(model=name, pretrained=pretrained, precision="auto", device=device))
     batch = batch_size or device_default(model.device, "batch_size")
     row = {"model": Path(name).stem if name.endswith(".json") else name, "device": str(model.device),
@@ -109,13 +110,17 @@ def bench_model(name: str, pretrained: str, corpus: Path, work: Path, device: st
            "forward_only": forward_only(model, batch, seconds)}
     decodes = ("gpu", "cpu") if model.device.type == "cuda" else ("cpu",)
     for decode in decodes:
-        row[f"decode_only_{decode}"] = decode_only(model, corpus, decode, batch, workers, threads[0])
-        runs = [end_to_end(model, corpus, work / "store", decode, batch, workers, t)
-                for t in (threads if decode == "gpu" else threads[:1])]
+        variants = [(t, d) for d in decoders for t in threads] if decode == "gpu" else [(threads[0], "auto")]
+        only = [{**decode_only(model, corpus, decode, batch, workers, threads[0], d), "jpeg_decoder": d}
+                for d in dict.fromkeys(d for _, d in variants)]
+        row[f"decode_only_{decode}"] = max(only, key=lambda r: r["steady_img_s"])
+        runs = [{**end_to_end(model, corpus, work / "store", decode, batch, workers, t, d), "jpeg_decoder": d}
+                for t, d in variants]
         row[f"e2e_{decode}_decode"] = max(runs, key=lambda r: r["steady_img_s"])
         if len(runs) > 1:
+            row[f"decode_only_{decode}_variants"] = only
             row[f"e2e_{decode}_decode_variants"] = [
-                {k: r[k] for k in ("decode_threads", "workers", "steady_img_s", "gpu_decoded_share")}
+                {k: r[k] for k in ("jpeg_decoder", "decode_threads", "workers", "steady_img_s", "gpu_decoded_share")}
                 for r in runs]
     ceiling = row["forward_only"]["img_s"]
     best = row.get("e2e_gpu_decode", row["e2e_cpu_decode"])
@@ -166,8 +171,8 @@ def run(a: argparse.Namespace) -> dict:
     corpus_s = ensure_corpus(corpus, spec, a.processes or os.cpu_count() or 1)
     sizes = [p.stat().st_size for p in corpus.glob("*.tar")]
     threads = [int(t) for t in str(a.decode_threads).split(",")]
-    results = [bench_model(m, a.pretrained, corpus, work, a.device, a.batch_size, a.workers, a.seconds, threads)
-               for m in a.models.split(",")]
+    results = [bench_model(m, a.pretrained, corpus, work, a.device, a.batch_size, a.workers, a.seconds, threads,
+                           a.jpeg_decoders.split(",")) for m in a.models.split(",")]
     return {"corpus": spec.__dict__, "corpus_build_s": round(corpus_s, 1),
             "corpus_mean_kib": sum(sizes) / max(spec.n, 1) / 1024, "machine": machine(), "results": results,
             "command": "python -m pipeline.benchmark " + " ".join(a.argv)}
@@ -186,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, help="decode workers (default: CPU cores - 1)")
     p.add_argument("--decode-threads", default="4",
                    help="threads feeding nvJPEG; a list (2,4,8) runs each and reports the best")
+    p.add_argument("--jpeg-decoders", default="auto",
+                   help="GPU JPEG decoders to compare (auto, torchvision, nvimgcodec); the best is reported")
     p.add_argument("--processes", type=int, help="processes making the corpus (default: all cores)")
     p.add_argument("--seconds", type=float, default=5.0, help="duration of each forward-only measurement")
     p.add_argument("--corpus", default="bench-out/corpus", help="kept and reused when the spec is the same")

@@ -73,7 +73,7 @@ def _sample_run(a: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ extract
 def _extract_args(p: argparse.ArgumentParser) -> None:
-    from .config import DECODE_NAMES, PRECISION_NAMES
+    from .config import DECODE_NAMES, JPEG_DECODER_NAMES, PRECISION_NAMES
     from .decode import DEFAULT_MAX_PIXELS
 
     p.add_argument("--shards", required=True, help="folder of .tar, brace pattern, glob, or list file")
@@ -94,6 +94,9 @@ def _extract_args(p: argparse.ArgumentParser) -> None:
                    help="auto: JPEGs decoded and resized on the GPU (nvJPEG) when the model runs on CUDA; "
                         "other images always by Pillow on the CPU")
     p.add_argument("--decode-threads", type=int, default=4, help="threads feeding nvJPEG (with GPU decoding)")
+    p.add_argument("--jpeg-decoder", default="auto", choices=JPEG_DECODER_NAMES,
+                   help="GPU JPEG decoder: auto = torchvision's nvJPEG (fastest here); nvimgcodec "
+                        "(pip install 'artlens[gpu-cu13]' or gpu-cu12) gives pixels within one level of Pillow's")
     p.add_argument("--devices", help="one process per device: 'all' (every CUDA GPU), '0,1' (CUDA ids), or "
                                      "names such as cpu,cpu; shard i goes to device i mod N")
     p.add_argument("--engine", default="local", choices=("local", "ray"),
@@ -126,7 +129,7 @@ def _extract_run(a: argparse.Namespace) -> int:
     cfg = ExtractConfig(shards=a.shards, store=a.store, table=a.table, model=spec,
                         models=parse_models(a.models, spec) if a.models else (), batch_size=a.batch_size,
                         workers=a.workers, decode=a.decode, decode_threads=a.decode_threads,
-                        max_pixels=a.max_pixels, overwrite=a.overwrite,
+                        jpeg_decoder=a.jpeg_decoder, max_pixels=a.max_pixels, overwrite=a.overwrite,
                         strict=a.strict, progress=not a.no_progress)
     if a.engine == "ray":
         if a.devices:

@@ -24,6 +24,7 @@ class ModelSpec:
 
 
 DECODE_NAMES = ("auto", "gpu", "cpu")
+JPEG_DECODER_NAMES = ("auto", "nvimgcodec", "torchvision")   # pipeline/gpudecode.py DECODERS
 
 
 def _slug(text: str) -> str:
@@ -54,6 +55,7 @@ class ExtractConfig:
     workers: int | None = 2              # None: one per CPU core left after the main process
     decode: str = "auto"                 # auto: nvJPEG on CUDA devices, Pillow elsewhere
     decode_threads: int = 4              # main-process threads feeding nvJPEG (H100: docs/performance.md)
+    jpeg_decoder: str = "auto"           # GPU JPEG decoder (pipeline/gpudecode.py DECODERS); auto: torchvision
     only: tuple[str, ...] = ()           # restrict to these shard URLs (one device's share with --devices)
     max_pixels: int = DEFAULT_MAX_PIXELS
     overwrite: bool = False
@@ -73,6 +75,8 @@ class ExtractConfig:
             raise ValueError(f"--workers must be 0 or more, got {self.workers}")
         if self.decode_threads < 1:
             raise ValueError(f"--decode-threads must be at least 1, got {self.decode_threads}")
+        if self.jpeg_decoder not in JPEG_DECODER_NAMES:
+            raise ValueError(f"unknown --jpeg-decoder {self.jpeg_decoder!r}; choose from {', '.join(JPEG_DECODER_NAMES)}")
         if self.decode not in DECODE_NAMES:
             raise ValueError(f"unknown --decode {self.decode!r}; choose from {', '.join(DECODE_NAMES)}")
         tables = [t for t, _ in self.targets()]

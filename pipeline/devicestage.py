@@ -1,4 +1,4 @@
-"""The main process's GPU stage: nvJPEG-decode a batch's JPEGs, resize and crop them on the GPU, and put
+"""The main process's GPU stage: decode a batch's JPEGs on the GPU, resize and crop them there, and put
 the batch together in row order, on a few threads with a CUDA stream each.
 
 Decoding runs in the same process (one CUDA context) as the model, so the GPU runs decode and model
@@ -19,13 +19,14 @@ import torch
 
 from .decode import ImageRejected, decode_image
 from .failures import Failure
-from .gpudecode import Eligible, decode_batch
+from .gpudecode import Eligible, decode_batch, jpeg_decoder
 from .loader import ShardBatch
 
 
 class DeviceStage:
-    def __init__(self, plans: Sequence, device: torch.device, max_pixels: int):
+    def __init__(self, plans: Sequence, device: torch.device, max_pixels: int, decoder: str = "auto"):
         self.plans, self.device, self.max_pixels = plans, device, max_pixels
+        self.decoder = jpeg_decoder(device, decoder)
         self.local = threading.local()
 
     def _stream(self):
@@ -52,16 +53,17 @@ class DeviceStage:
             return batch
         stream = self._stream()
         with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
-            ready = self._assemble(batch)
-        if stream is not None:
-            stream.synchronize()  # this thread waits, not the model's
+            ready, decoded = self._assemble(batch)
+            if stream is not None:
+                stream.synchronize()  # this thread waits, not the model's; then the decoder's buffers may go
+        del decoded
         return ready
 
-    def _assemble(self, batch: ShardBatch) -> ShardBatch:
+    def _assemble(self, batch: ShardBatch) -> tuple[ShardBatch, list]:
         buf, offs = batch.jpeg_bytes, batch.jpeg_offsets
         items = [(j, buf[offs[j]:offs[j + 1]], Eligible(size)) for j, size in enumerate(batch.jpeg_sizes)]
         decoded_at, decoded, fallback_at, fallback = [], [], [], []
-        for j, image in decode_batch(items, self.device):
+        for j, image in decode_batch(items, self.decoder):
             position = batch.jpeg_positions[j]
             if image is not None:
                 decoded_at.append(position)
@@ -81,7 +83,7 @@ class DeviceStage:
         batch.rows = [batch.rows[positions[i]] for i in order]
         batch.pixels = per_plan if positions else None
         batch.jpeg_bytes, batch.jpeg_positions, batch.cpu_positions = None, [], []
-        return batch
+        return batch, decoded
 
 
 def in_order(batches: Iterable[ShardBatch], stage: DeviceStage | None, threads: int) -> Iterator[ShardBatch]:

@@ -22,7 +22,7 @@ from .config import ExtractConfig
 from .failures import Failure, SampleError
 from .loader import DecodeOptions, ShardBatch, batch_loader
 from .devicestage import DeviceStage, in_order, used_here
-from .gpudecode import gpu_decode_available
+from .gpudecode import gpu_decode_available, jpeg_decoder
 from .model import LoadedModel, device_default, load_model
 from .shardspec import expand_shards
 
@@ -60,7 +60,7 @@ class ExtractSummary:
             f"{self.images_per_s:.1f} img/s, {self.elapsed_s:.1f} s elapsed",
             f"shards: {self.shards} total, {self.shards_committed} committed now, "
             f"{self.shards_skipped} already done (resumed), {self.shards_unreadable} unreadable (retried next run)",
-            f"decode: {self.decode}; {self.gpu_decoded} of {self.images} images decoded by nvJPEG"
+            f"decode: {self.decode}; {self.gpu_decoded} of {self.images} images decoded on the GPU"
             if self.gpu_decoded else f"decode: {self.decode}",
         ]
         out += [f"table {t} now holds {rows} rows" for t, rows in self.tables_rows.items()]
@@ -150,7 +150,7 @@ def prepared_batches(cfg: ExtractConfig, shards: list[str], plans: list, device:
     batch_size = cfg.batch_size or device_default(device, "batch_size")
     opts = DecodeOptions(max_pixels=cfg.max_pixels, batch_size=batch_size, jpeg_to_device=gpu is not None)
     loader = batch_loader(shards, plans, opts, workers_for(cfg, gpu is not None), pin_memory=device.type == "cuda")
-    stage = DeviceStage(plans, torch.device(gpu), cfg.max_pixels) if gpu else None
+    stage = DeviceStage(plans, torch.device(gpu), cfg.max_pixels, cfg.jpeg_decoder) if gpu else None
     return in_order(loader, stage, cfg.decode_threads)
 
 
@@ -165,7 +165,8 @@ def run_extract(cfg: ExtractConfig, loaded: LoadedModel | list[LoadedModel] | No
     summary = ExtractSummary(table=", ".join(t.table for t in targets), shards=len(urls),
                              shards_skipped=len(urls) - len(todo))
     gpu = decode_device(cfg, models)
-    summary.decode = f"nvJPEG on {gpu} for JPEGs, Pillow for the rest" if gpu else "Pillow (CPU)"
+    summary.decode = (f"{jpeg_decoder(torch.device(gpu), cfg.jpeg_decoder).name} on {gpu} for JPEGs, Pillow for "
+                      "the rest" if gpu else "Pillow (CPU)")
     start = time.perf_counter()
     if todo:
         bar = tqdm(total=expected_images(todo), unit="img", desc=f"extract {summary.table}",

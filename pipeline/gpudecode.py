@@ -1,4 +1,4 @@
-"""JPEG decoding on the GPU with nvJPEG (torchvision.io.decode_jpeg), for the images it can take.
+"""JPEG decoding on the GPU (nvJPEG through torchvision, or nvImageCodec), for the images it can take.
 
 `gpu_eligible` reads only the header (Pillow, no pixels) and sends to the GPU just what nvJPEG decodes the
 same way Pillow does: baseline or progressive JPEG, RGB/YCbCr or greyscale, no EXIF rotation, complete
@@ -10,12 +10,15 @@ rejects are handed back for the CPU path.
 """
 from __future__ import annotations
 
+import importlib.util
+import threading
 import warnings
 from dataclasses import dataclass
 
 import torch
 
 from .decode import ImageRejected, open_checked
+from .resample import Source
 
 EXIF_ORIENTATION = 0x0112
 GPU_MODES = frozenset({"RGB", "L"})
@@ -57,29 +60,92 @@ def _chunks(items: list[tuple[int, bytes, Eligible]]):
         yield chunk
 
 
-def _decode(datas: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29 points to TorchCodec
-        from torchvision.io import ImageReadMode, decode_jpeg
+class TorchvisionJpeg:
+    """torchvision's nvJPEG binding (decode_jpeg on a device): one decoder per process behind a lock,
+    the GPU's hardware JPEG engine where it has one. Also decodes on the CPU (used by the tests)."""
+    name = "torchvision nvJPEG"
 
-        return decode_jpeg(datas, mode=ImageReadMode.RGB, device=device)
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    @staticmethod
+    def available(device: torch.device) -> bool:
+        return True
+
+    def decode(self, datas: list[torch.Tensor]) -> list[Source | None]:
+        """The decoded RGB images on the device; raises RuntimeError when the batch cannot be decoded."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29 points to TorchCodec
+            from torchvision.io import ImageReadMode, decode_jpeg
+
+            return [Source.of_tensor(t) for t in decode_jpeg(datas, mode=ImageReadMode.RGB, device=self.device)]
 
 
-def decode_batch(items: list[tuple[int, torch.Tensor, Eligible]], device: torch.device):
-    """Yield (index, CHW uint8 tensor on `device`) for decoded items and (index, None) for those nvJPEG
-    refused, in input order. Items are (index, 1-D uint8 CPU tensor of the file, header facts)."""
+class NvImageCodec:
+    """NVIDIA nvImageCodec (the `gpu-cu13` / `gpu-cu12` extras): the hardware JPEG engine (A100, H100...), CUDA with CPU
+    Huffman decoding for what the engine cannot take (progressive JPEGs), one decoder per thread. Its
+    output matches Pillow's to within one level (docs/performance.md), where torchvision's differs by up
+    to 80 levels on real paintings."""
+    name = "nvImageCodec"
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.local = threading.local()
+
+    @staticmethod
+    def available(device: torch.device) -> bool:
+        return device.type == "cuda" and importlib.util.find_spec("nvidia.nvimgcodec") is not None
+
+    def _decoder(self):
+        if not hasattr(self.local, "decoder"):
+            from nvidia import nvimgcodec as nv
+
+            kinds = (nv.BackendKind.HW_GPU_ONLY, nv.BackendKind.HYBRID_CPU_GPU)
+            self.local.decoder = nv.Decoder(device_id=self.device.index or 0, max_num_cpu_threads=4,
+                                            backends=[nv.Backend(k) for k in kinds])
+        return self.local.decoder
+
+    def decode(self, datas: list[torch.Tensor]) -> list[Source | None]:
+        """The decoded RGB images on the device (None where it failed), left where nvImageCodec put them:
+        no per-image call into torch (each would give up and retake the GIL)."""
+        from nvidia import nvimgcodec as nv
+
+        stream = torch.cuda.current_stream(self.device).cuda_stream
+        images = self._decoder().decode([nv.CodeStream(d.numpy()) for d in datas], cuda_stream=stream)
+        return [None if im is None else Source.of_cuda_array(im, self.device) for im in images]
+
+
+#: JPEG decoders for the device stage, preferred first; `jpeg_decoder` takes the first available one.
+#: torchvision leads: in the extractor it ran faster on an H100 (docs/performance.md); nvImageCodec is
+#: the one to choose when pixels must match Pillow's.
+DECODERS = {"torchvision": TorchvisionJpeg, "nvimgcodec": NvImageCodec}
+
+
+def jpeg_decoder(device: torch.device, name: str = "auto"):
+    if name != "auto":
+        cls = DECODERS[name]
+        if not cls.available(device):
+            raise ValueError(f"JPEG decoder {name!r} is not available on {device} "
+                             f"(nvimgcodec needs CUDA and `pip install 'artlens[gpu-cu13]'`, or gpu-cu12, as torch.version.cuda)")
+        return cls(device)
+    return next(cls(device) for cls in DECODERS.values() if cls.available(device))
+
+
+def decode_batch(items: list[tuple[int, torch.Tensor, Eligible]], decoder):
+    """Yield (index, Source of the decoded image on the decoder's device) for decoded items and (index,
+    None) for those it refused, in input order. Items are (index, 1-D uint8 CPU tensor of the file, header facts)."""
     for chunk in _chunks(items):
         try:
-            images = _decode([d for _, d, _ in chunk], device)
+            images = decoder.decode([d for _, d, _ in chunk])
         except RuntimeError:
             images = []
             for _, data, _ in chunk:
                 try:
-                    images.append(_decode([data], device)[0])
+                    images.append(decoder.decode([data])[0])
                 except RuntimeError:
                     images.append(None)
         for (index, _, meta), image in zip(chunk, images):
-            if image is not None and tuple(image.shape[-2:]) != (meta.size[1], meta.size[0]):
+            if image is not None and (image.height, image.width) != (meta.size[1], meta.size[0]):
                 image = None  # nvJPEG and the header disagree: let Pillow decide
             yield index, image
 

@@ -23,6 +23,9 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
+from . import resample
+from .resample import Source
+
 GEOMETRY = ("Resize", "CenterCrop", "CenterCropOrPad", "ResizeKeepRatio", "Pad")
 SKIP = ("MaybeConvertMode", "_convert_to_rgb", "convert_to_rgb")
 TO_TENSOR = ("ToTensor", "MaybeToTensor")
@@ -55,34 +58,46 @@ class PixelPlan:
             return image
         return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
 
-    def geometry_batch(self, images: list[torch.Tensor]) -> torch.Tensor:
-        """uint8 CHW tensors of any sizes (one device) → one uint8 [N,3,H,W] batch, equal to stacking
-        `geometry` of each. For the usual Resize(shortest side) + CenterCrop it does per image only the
-        interpolation and a copy, and rounds and clamps once for the batch (fewer kernels and less Python
-        per image: this runs at thousands of images per second)."""
+    def geometry_batch(self, images: list[Source]) -> torch.Tensor:
+        """Decoded images of any sizes (one device) → one uint8 [N,3,H,W] batch, equal to stacking
+        `geometry` of each (within one level where a kernel does it). For the usual Resize(shortest side)
+        + CenterCrop: on CUDA one Triton kernel for the whole batch (pipeline/resample.py); elsewhere, per
+        image, only the interpolation and a copy, rounding and clamping once for the batch."""
         fast = _resize_crop(self.geometry_steps)
-        if fast is None or not images:
-            return torch.stack([self.geometry(im) for im in images])
-        resize, (ch, cw) = fast
-        out = torch.empty(len(images), images[0].shape[0], ch, cw, dtype=torch.float32, device=images[0].device)
-        for i, image in enumerate(images):
-            h, w = image.shape[-2:]
-            oh, ow = _resized_size((h, w), resize)
-            if oh < ch or ow < cw:
+        if fast is None:
+            return torch.stack([self.geometry(im.tensor()) for im in images])
+        resize, crop = fast
+        sizes = [_resized_size((im.height, im.width), resize) for im in images]
+        if resample.available(images[0].device) and all(oh >= crop[0] and ow >= crop[1] for oh, ow in sizes):
+            return resample.resize_crop_batch(images, sizes, crop, resize.interpolation.value)
+        out = torch.empty(len(images), 3, *crop, dtype=torch.float32, device=images[0].device)
+        for i, (source, (oh, ow)) in enumerate(zip(images, sizes)):
+            image = source.tensor()
+            if oh < crop[0] or ow < crop[1]:
                 out[i] = self.geometry(image)  # torchvision pads small images: take its own path
                 continue
             x = image[None].float()
-            if (oh, ow) != (h, w):
+            if (oh, ow) != (source.height, source.width):
                 x = torch.nn.functional.interpolate(x, size=[oh, ow], mode=resize.interpolation.value,
                                                     align_corners=False, antialias=True)
-            top, left = int(round((oh - ch) / 2.0)), int(round((ow - cw) / 2.0))  # as torchvision's center_crop
-            out[i] = x[0, :, top:top + ch, left:left + cw]
+            top, left = int(round((oh - crop[0]) / 2.0)), int(round((ow - crop[1]) / 2.0))  # as center_crop
+            out[i] = x[0, :, top:top + crop[0], left:left + crop[1]]
         return out.clamp_(0, 255).round_().to(torch.uint8)
 
     def normalize(self, batch: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=batch.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=batch.device).view(1, -1, 1, 1)
+        mean, std = self._constants(batch.device)
         return ((batch.float() / 255.0 - mean) / std).to(dtype)
+
+    def _constants(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean and std on `device`, made once (no host-to-device copy per batch)."""
+        cache = self.__dict__.setdefault("_on_device", {})
+        if device not in cache:
+            cache[device] = (torch.tensor(self.mean, device=device).view(1, -1, 1, 1),
+                             torch.tensor(self.std, device=device).view(1, -1, 1, 1))
+        return cache[device]
+
+    def __getstate__(self) -> dict:  # workers get the plan without device tensors (they never touch CUDA)
+        return {k: v for k, v in self.__dict__.items() if k != "_on_device"}
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pipeline.gpudecode import gpu_eligible
 from pipeline.loader import DecodeOptions, batch_loader
 from pipeline.model import load_model
 from pipeline.pixels import PixelPlan, WholePlan, plan_for
+from pipeline.resample import Source
 
 TINY_64 = TINY_MODEL.replace("artlens-tiny-vit.json", "artlens-tiny-vit-64.json")
 BIG = 10**9
@@ -57,7 +58,7 @@ def test_batched_geometry_equals_per_image_geometry(tiny_model):
     from torchvision.io import decode_jpeg
     images = [decode_jpeg(torch.frombuffer(bytearray(_jpeg(w, h, seed=i)), dtype=torch.uint8))
               for i, (w, h) in enumerate([(640, 480), (300, 900), (224, 224), (100, 60), (1000, 225)])]
-    batch = tiny_model.plan.geometry_batch(images)
+    batch = tiny_model.plan.geometry_batch([Source.of_tensor(im) for im in images])
     assert batch.dtype == torch.uint8 and batch.shape == (5, 3, 224, 224)
     assert torch.equal(batch, torch.stack([tiny_model.plan.geometry(im) for im in images]))
 
