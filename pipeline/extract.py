@@ -134,9 +134,10 @@ def _targets(cfg: ExtractConfig, loaded) -> tuple[list[_Target], list]:
 
 
 def workers_for(cfg: ExtractConfig, gpu_decode: bool = False) -> int:
-    """Default workers: every core but the main process's (two with GPU decoding: its threads feed nvJPEG).
-    With GPU decoding the workers read shards, check headers and decode the non-JPEGs; on an H100, 14
-    workers beat 6 for ViT-B-32 (4,496-4,659 vs 4,189-4,236 img/s, docs/performance.md)."""
+    """Default workers: every core but the main process's (two with GPU decoding: its threads feed the
+    GPU decoder). With GPU decoding the workers read shards, check headers and decode the non-JPEGs; on an
+    H100, 3 to 14 workers gave ViT-B-32 rates with no trend beyond the run-to-run noise
+    (docs/performance.md)."""
     if cfg.workers is not None:
         return cfg.workers
     cores = os.cpu_count() or 2
