@@ -24,6 +24,7 @@ import torch
 
 from .benchcorpus import CorpusSpec, write_bench_corpus
 from .config import ExtractConfig, ModelSpec
+from .devicestage import claim_hardware_queues
 from .extract import decode_device, prepared_batches, run_extract, workers_for
 from .model import LoadedModel, device_default, load_model
 from .shardspec import expand_shards
@@ -56,7 +57,7 @@ def _input_size(model: LoadedModel) -> tuple[int, int]:
 
 
 def end_to_end(model: LoadedModel, corpus: Path, store: Path, decode: str, batch_size: int,
-               workers: int | None, decode_threads: int = 4, jpeg_decoder: str = "auto") -> dict:
+               workers: int | None, decode_threads: int = 2, jpeg_decoder: str = "auto") -> dict:
     shutil.rmtree(store, ignore_errors=True)
     cfg = ExtractConfig(shards=str(corpus), store=str(store), table="bench", batch_size=batch_size,
                         workers=workers, decode=decode, decode_threads=decode_threads, jpeg_decoder=jpeg_decoder,
@@ -72,7 +73,7 @@ def end_to_end(model: LoadedModel, corpus: Path, store: Path, decode: str, batch
 
 
 def decode_only(model: LoadedModel, corpus: Path, decode: str, batch_size: int, workers: int | None,
-                decode_threads: int = 4, jpeg_decoder: str = "auto") -> dict:
+                decode_threads: int = 2, jpeg_decoder: str = "auto") -> dict:
     """The input side alone: shards → pixels on the device, no model (where the time goes)."""
     cfg = ExtractConfig(shards=str(corpus), store="-", table="bench", batch_size=batch_size, workers=workers,
                         decode=decode, decode_threads=decode_threads, jpeg_decoder=jpeg_decoder, progress=False)
@@ -141,6 +142,7 @@ def machine() -> dict:
             "python": platform.python_version()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda_device_max_connections"] = os.environ.get("CUDA_DEVICE_MAX_CONNECTIONS", "8 (CUDA's default)")
     return info
 
 
@@ -165,6 +167,7 @@ def print_table(result: dict) -> None:
 
 
 def run(a: argparse.Namespace) -> dict:
+    claim_hardware_queues()  # before the first model starts CUDA, as `artlens extract` does
     spec = CorpusSpec(n=a.n, shard_size=a.shard_size, min_side=a.min_side, max_side=a.max_side,
                       bases=min(240, a.n))
     corpus, work = Path(a.corpus), Path(a.work)
@@ -189,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, help="default: the device's (512 on CUDA, 64 on CPU)")
     p.add_argument("--workers", type=int, help="decode workers (default: CPU cores - 1)")
-    p.add_argument("--decode-threads", default="4",
+    p.add_argument("--decode-threads", default="2",
                    help="threads feeding nvJPEG; a list (2,4,8) runs each and reports the best")
     p.add_argument("--jpeg-decoders", default="auto",
                    help="GPU JPEG decoders to compare (auto, torchvision, nvimgcodec); the best is reported")

@@ -93,7 +93,7 @@ def _extract_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode", default="auto", choices=DECODE_NAMES,
                    help="auto: JPEGs decoded and resized on the GPU (nvJPEG) when the model runs on CUDA; "
                         "other images always by Pillow on the CPU")
-    p.add_argument("--decode-threads", type=int, default=4, help="threads feeding nvJPEG (with GPU decoding)")
+    p.add_argument("--decode-threads", type=int, default=2, help="threads feeding nvJPEG (with GPU decoding)")
     p.add_argument("--jpeg-decoder", default="auto", choices=JPEG_DECODER_NAMES,
                    help="GPU JPEG decoder: auto = torchvision's nvJPEG (fastest here); nvimgcodec "
                         "(pip install 'artlens[gpu-cu13]' or gpu-cu12) gives pixels within one level of Pillow's")

@@ -54,7 +54,7 @@ class ExtractConfig:
     batch_size: int | None = None        # None: the device's default (pipeline/model.py DEVICE_DEFAULTS)
     workers: int | None = 2              # None: one per CPU core left after the main process
     decode: str = "auto"                 # auto: nvJPEG on CUDA devices, Pillow elsewhere
-    decode_threads: int = 4              # main-process threads feeding nvJPEG (H100: docs/performance.md)
+    decode_threads: int = 2              # main-process threads feeding nvJPEG (H100: docs/performance.md)
     jpeg_decoder: str = "auto"           # GPU JPEG decoder (pipeline/gpudecode.py DECODERS); auto: torchvision
     only: tuple[str, ...] = ()           # restrict to these shard URLs (one device's share with --devices)
     max_pixels: int = DEFAULT_MAX_PIXELS

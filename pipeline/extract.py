@@ -21,7 +21,7 @@ from . import __version__
 from .config import ExtractConfig
 from .failures import Failure, SampleError
 from .loader import DecodeOptions, ShardBatch, batch_loader
-from .devicestage import DeviceStage, in_order, used_here
+from .devicestage import DeviceStage, claim_hardware_queues, in_order, used_here, warn_if_few_queues
 from .gpudecode import gpu_decode_available, jpeg_decoder
 from .model import LoadedModel, device_default, load_model
 from .shardspec import expand_shards
@@ -160,12 +160,15 @@ def run_extract(cfg: ExtractConfig, loaded: LoadedModel | list[LoadedModel] | No
     if cfg.only:
         wanted = set(cfg.only)
         urls = [u for u in urls if u in wanted]
+    claim_hardware_queues()  # before the models are loaded: CUDA reads it when it starts
     targets, plans = _targets(cfg, loaded)
     models = [t.loaded for t in targets]
     todo = pending_shards(urls, targets)
     summary = ExtractSummary(table=", ".join(t.table for t in targets), shards=len(urls),
                              shards_skipped=len(urls) - len(todo))
     gpu = decode_device(cfg, models)
+    if gpu:
+        warn_if_few_queues()
     summary.decode = (f"{jpeg_decoder(torch.device(gpu), cfg.jpeg_decoder).name} on {gpu} for JPEGs, Pillow for "
                       "the rest" if gpu else "Pillow (CPU)")
     start = time.perf_counter()

@@ -47,6 +47,8 @@ class ShardBatch:
     def pin_memory(self) -> "ShardBatch":  # called by DataLoader(pin_memory=True)
         if self.pixels is not None:
             self.pixels = [p.pin_memory() for p in self.pixels]
+        if self.jpeg_bytes is not None:  # the GPU decoders' copies of the files then need no staging buffer
+            self.jpeg_bytes = self.jpeg_bytes.pin_memory()
         return self
 
 

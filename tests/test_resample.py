@@ -1,10 +1,11 @@
 """The GPU path's pieces that this CPU-only machine can check: the batched resize+crop Triton kernel (run in
 Triton's interpreter on CPU tensors, against torchvision's per-image path), where decoded images are
-described (`Source`), the choice of JPEG decoder, the Parquet encoding of embedding parts, and that
-writing a table never loads FAISS. nvImageCodec and the compiled kernel are measured on a GPU by
-`make bench` (docs/performance.md)."""
+described (`Source`), the choice of JPEG decoder, CUDA's hardware queues asked for before CUDA starts, the
+Parquet encoding of embedding parts, and that writing a table never loads FAISS. nvImageCodec and the
+compiled kernel are measured on a GPU by `make bench` (docs/performance.md)."""
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -114,3 +115,31 @@ def test_writing_a_table_does_not_load_faiss():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert run.returncode == 0, run.stderr[-1000:]
     assert run.stdout.strip() == "False"
+
+
+CLAIM = r"""
+import os, torch
+from pipeline.devicestage import claim_hardware_queues
+print(claim_hardware_queues(), os.environ.get("CUDA_DEVICE_MAX_CONNECTIONS"), torch.cuda.is_initialized())
+"""
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "True 32 False"), ("8", "False 8 False")])
+def test_hardware_queues_are_claimed_before_cuda_starts_unless_the_user_chose(preset, expected):
+    """32 hardware queues let nvJPEG run beside the model (docs/performance.md); CUDA reads the variable
+    when it starts, so artlens sets it first, and leaves a value the user set alone."""
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_DEVICE_MAX_CONNECTIONS"}
+    if preset:
+        env["CUDA_DEVICE_MAX_CONNECTIONS"] = preset
+    run = subprocess.run([sys.executable, "-c", CLAIM], capture_output=True, text=True, cwd=REPO, env=env,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-1000:]
+    assert run.stdout.strip() == expected
+
+
+def test_a_run_with_fewer_hardware_queues_is_warned_about(monkeypatch):
+    from pipeline.devicestage import warn_if_few_queues
+
+    monkeypatch.setenv("CUDA_DEVICE_MAX_CONNECTIONS", "8")
+    with pytest.warns(RuntimeWarning, match="CUDA_DEVICE_MAX_CONNECTIONS=32"):
+        warn_if_few_queues()
