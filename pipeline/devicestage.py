@@ -44,8 +44,8 @@ def claim_hardware_queues() -> bool:
 
 def warn_if_few_queues() -> None:
     if not claim_hardware_queues():
-        warnings.warn("CUDA was started before artlens could ask for 32 hardware queues; GPU decoding will "
-                      f"wait behind the model. Set CUDA_DEVICE_MAX_CONNECTIONS={HARDWARE_QUEUES} before "
+        warnings.warn(f"CUDA was started before artlens could ask for {HARDWARE_QUEUES} hardware queues; GPU "
+                      f"decoding will wait behind the model. Set CUDA_DEVICE_MAX_CONNECTIONS={HARDWARE_QUEUES} before "
                       "anything uses CUDA (the artlens command does).", RuntimeWarning, stacklevel=3)
 
 
