@@ -4,8 +4,12 @@ In one run: a synthetic corpus of JPEG paintings (pipeline/benchcorpus.py, 512â€
   1. forward-only ceiling: the model on uint8 batches already on the device (normalisation included),
   2. end to end with `--decode gpu` (nvJPEG in the workers) â€” only on CUDA,
   3. end to end with `--decode cpu`: Pillow decode and resize in DataLoader workers, clip-retrieval's way.
-End-to-end rates are reported twice: over the whole run (process start, worker spawn and model warm-up
+End-to-end rates are reported twice: over the whole run (worker spawn and the first batch's decode
 included) and at steady state (from the first batch to the last commit), which is what a long run sees.
+Before a model's measured end-to-end runs, one unmeasured extraction of a few shards (`--warmup-shards`)
+lets the CUDA caching allocator, cuBLAS and the JPEG decoders reach their working sizes, as the forward-only
+measurement warms up first: on a 20,000-image corpus each end-to-end run lasts seconds, and the first one
+in a process had decoder calls twice as long as the later ones (docs/performance.md).
 
     python -m pipeline.benchmark --n 20000 --models ViT-B-32,ViT-L-14      # on a CUDA machine
     python -m pipeline.benchmark --small                                   # CPU, tiny model, a few images
@@ -57,11 +61,14 @@ def _input_size(model: LoadedModel) -> tuple[int, int]:
 
 
 def end_to_end(model: LoadedModel, corpus: Path, store: Path, decode: str, batch_size: int,
-               workers: int | None, decode_threads: int = 2, jpeg_decoder: str = "auto") -> dict:
+               workers: int | None, decode_threads: int = 2, jpeg_decoder: str = "auto",
+               shards: int | None = None) -> dict:
+    """`artlens extract` of the corpus (or of its first `shards` shards) into a fresh store."""
     shutil.rmtree(store, ignore_errors=True)
+    only = tuple(expand_shards(str(corpus))[:shards]) if shards else ()
     cfg = ExtractConfig(shards=str(corpus), store=str(store), table="bench", batch_size=batch_size,
                         workers=workers, decode=decode, decode_threads=decode_threads, jpeg_decoder=jpeg_decoder,
-                        progress=False)
+                        only=only, progress=False)
     summary = run_extract(cfg, loaded=model)
     steady = summary.images / max(summary.elapsed_s - summary.startup_s, 1e-9)
     shutil.rmtree(store, ignore_errors=True)
@@ -103,7 +110,8 @@ def ensure_corpus(path: Path, spec: CorpusSpec, processes: int) -> float:
 
 
 def bench_model(name: str, pretrained: str, corpus: Path, work: Path, device: str, batch_size: int | None,
-                workers: int | None, seconds: float, threads: list[int], decoders: list[str]) -> dict:
+                workers: int | None, seconds: float, threads: list[int], decoders: list[str],
+                warmup_shards: int = 2) -> dict:
     model = load_model(ModelSpec(model=name, pretrained=pretrained, precision="auto", device=device))
     batch = batch_size or device_default(model.device, "batch_size")
     row = {"model": Path(name).stem if name.endswith(".json") else name, "device": str(model.device),
@@ -115,6 +123,9 @@ def bench_model(name: str, pretrained: str, corpus: Path, work: Path, device: st
         only = [{**decode_only(model, corpus, decode, batch, workers, threads[0], d), "jpeg_decoder": d}
                 for d in dict.fromkeys(d for _, d in variants)]
         row[f"decode_only_{decode}"] = max(only, key=lambda r: r["steady_img_s"])
+        if warmup_shards:
+            warm = end_to_end(model, corpus, work / "store", decode, batch, workers, *variants[0], warmup_shards)
+            row[f"warmup_{decode}_decode"] = {k: warm[k] for k in ("images", "seconds")}
         runs = [{**end_to_end(model, corpus, work / "store", decode, batch, workers, t, d), "jpeg_decoder": d}
                 for t, d in variants]
         row[f"e2e_{decode}_decode"] = max(runs, key=lambda r: r["steady_img_s"])
@@ -175,7 +186,7 @@ def run(a: argparse.Namespace) -> dict:
     sizes = [p.stat().st_size for p in corpus.glob("*.tar")]
     threads = [int(t) for t in str(a.decode_threads).split(",")]
     results = [bench_model(m, a.pretrained, corpus, work, a.device, a.batch_size, a.workers, a.seconds, threads,
-                           a.jpeg_decoders.split(",")) for m in a.models.split(",")]
+                           a.jpeg_decoders.split(","), a.warmup_shards) for m in a.models.split(",")]
     return {"corpus": spec.__dict__, "corpus_build_s": round(corpus_s, 1),
             "corpus_mean_kib": sum(sizes) / max(spec.n, 1) / 1024, "machine": machine(), "results": results,
             "command": "python -m pipeline.benchmark " + " ".join(a.argv)}
@@ -198,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="GPU JPEG decoders to compare (auto, torchvision, nvimgcodec); the best is reported")
     p.add_argument("--processes", type=int, help="processes making the corpus (default: all cores)")
     p.add_argument("--seconds", type=float, default=5.0, help="duration of each forward-only measurement")
+    p.add_argument("--warmup-shards", type=int, default=2,
+                   help="shards extracted, unmeasured, before a model's end-to-end runs (0: none)")
     p.add_argument("--corpus", default="bench-out/corpus", help="kept and reused when the spec is the same")
     p.add_argument("--work", default="bench-out/work", help="scratch stores (deleted afterwards)")
     p.add_argument("--out", default="bench-out/bench.json")
