@@ -1,6 +1,11 @@
 """The main process's GPU stage: decode a batch's JPEGs on the GPU, resize and crop them there, and put
 the batch together in row order, on a few threads with a CUDA stream each.
 
+From a plain local tar the workers send only where each JPEG lies; a thread here reads those bytes from the
+file (the page cache: a worker has just read it) into its own reused pinned buffer. Carrying them through
+shared memory instead cost the loader's single pin-memory thread a fresh 100 MB mapping and copy per batch,
+and the model waited on it (docs/performance.md).
+
 Decoding runs in the same process (one CUDA context) as the model, so the GPU runs decode and model
 kernels side by side instead of time-slicing between contexts (given enough hardware queues:
 `claim_hardware_queues`), and several batches are in flight at once (`in_order`), so shard reading
@@ -11,6 +16,7 @@ image neither can decode becomes a failure row, so none is lost silently.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import warnings
@@ -22,7 +28,7 @@ import torch
 
 from .decode import ImageRejected, decode_image
 from .failures import Failure
-from .gpudecode import Eligible, decode_batch, jpeg_decoder
+from .gpudecode import Eligible, decode_batch, jpeg_decoder, pixel_budget
 from .loader import ShardBatch
 
 
@@ -49,17 +55,35 @@ def warn_if_few_queues() -> None:
                       "anything uses CUDA (the artlens command does).", RuntimeWarning, stacklevel=3)
 
 
+#: File-byte buffers grow in steps of this size (a batch of 512 typical paintings holds about 100 MB).
+READ_STEP = 32 << 20
+
+_STREAMS: dict[tuple[str, str], torch.cuda.Stream] = {}
+
+
+def kept_stream(device: torch.device, role: str) -> torch.cuda.Stream:
+    """The process's CUDA stream for `role` on `device`, made once. The caching allocator keeps freed memory
+    per stream, so fresh streams for every extraction in a process would allocate again, and cudaMalloc
+    waits for the whole device."""
+    key = (str(device), role)
+    if key not in _STREAMS:
+        _STREAMS[key] = torch.cuda.Stream(device)
+    return _STREAMS[key]
+
+
 class DeviceStage:
     def __init__(self, plans: Sequence, device: torch.device, max_pixels: int, decoder: str = "auto"):
         self.plans, self.device, self.max_pixels = plans, device, max_pixels
         self.decoder = jpeg_decoder(device, decoder)
+        self.budget = pixel_budget(device)
         self.local = threading.local()
+        self.slots = itertools.count()
 
     def _stream(self):
         if self.device.type != "cuda":
             return None
-        if not hasattr(self.local, "stream"):
-            self.local.stream = torch.cuda.Stream(self.device)
+        if not hasattr(self.local, "stream"):  # thread k of this stage decodes on the process's k-th decode stream
+            self.local.stream = kept_stream(self.device, f"decode-{next(self.slots)}")
         return self.local.stream
 
     def _fallback(self, batch: ShardBatch, position: int, data: bytes) -> list[torch.Tensor] | None:
@@ -85,16 +109,51 @@ class DeviceStage:
         del decoded
         return ready
 
+    def _buffer(self, size: int) -> torch.Tensor:
+        """This thread's buffer for file bytes (pinned on CUDA), reused from batch to batch."""
+        buf = getattr(self.local, "buffer", None)
+        if buf is None or buf.numel() < size:
+            size = -(-size // READ_STEP) * READ_STEP
+            buf = self.local.buffer = torch.empty(size, dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+        return buf
+
+    def _jpeg_items(self, batch: ShardBatch) -> list[tuple[int, torch.Tensor, Eligible]]:
+        """(index, bytes, header facts) of the batch's JPEGs. Bytes named by a file are read from it in one
+        call (the page cache has them: the worker just read the shard), with the GIL released; an image
+        whose bytes are no longer what the worker checked (the shard changed since) becomes a failure."""
+        spans, problem = batch.jpeg_spans, "the shard file changed while it was being extracted"
+        if batch.jpeg_file is None:
+            buf = batch.jpeg_bytes
+        else:
+            lo, hi = min(s for s, _ in spans), max(e for _, e in spans)
+            buf = self._buffer(hi - lo)
+            try:
+                with open(batch.jpeg_file, "rb") as fh:
+                    fh.seek(lo)
+                    buf = buf[:fh.readinto(memoryview(buf.numpy())[:hi - lo])]
+            except OSError as exc:
+                buf, problem = buf[:0], f"cannot read the shard file again: {exc}"
+            spans = [(s - lo, e - lo) for s, e in spans]
+        items = []
+        for j, ((start, end), size) in enumerate(zip(spans, batch.jpeg_sizes)):
+            data = buf[start:end]
+            if data.numel() == end - start and data[:2].tolist() == [0xFF, 0xD8]:
+                items.append((j, data, Eligible(size)))
+            else:
+                row = batch.rows[batch.jpeg_positions[j]]
+                batch.failures.append(Failure(row["key"], batch.shard, "read", problem))
+        return items
+
     def _assemble(self, batch: ShardBatch) -> tuple[ShardBatch, list]:
-        buf, offs = batch.jpeg_bytes, batch.jpeg_offsets
-        items = [(j, buf[offs[j]:offs[j + 1]], Eligible(size)) for j, size in enumerate(batch.jpeg_sizes)]
+        items = self._jpeg_items(batch)
+        data_of = {j: data for j, data, _ in items}
         decoded_at, decoded, fallback_at, fallback = [], [], [], []
-        for j, image in decode_batch(items, self.decoder):
+        for j, image in decode_batch(items, self.decoder, self.budget):
             position = batch.jpeg_positions[j]
             if image is not None:
                 decoded_at.append(position)
                 decoded.append(image)
-            elif (pixels := self._fallback(batch, position, bytes(items[j][1].numpy()))) is not None:
+            elif (pixels := self._fallback(batch, position, bytes(data_of[j].numpy()))) is not None:
                 fallback_at.append(position)
                 fallback.append(pixels)
         batch.gpu_decoded = len(decoded)
@@ -108,7 +167,7 @@ class DeviceStage:
             per_plan.append(torch.cat(parts)[order] if positions else None)
         batch.rows = [batch.rows[positions[i]] for i in order]
         batch.pixels = per_plan if positions else None
-        batch.jpeg_bytes, batch.jpeg_positions, batch.cpu_positions = None, [], []
+        batch.jpeg_bytes, batch.jpeg_file, batch.jpeg_positions, batch.cpu_positions = None, None, [], []
         return batch, decoded
 
 

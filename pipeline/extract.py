@@ -21,7 +21,7 @@ from . import __version__
 from .config import ExtractConfig
 from .failures import Failure, SampleError
 from .loader import DecodeOptions, ShardBatch, batch_loader
-from .devicestage import DeviceStage, claim_hardware_queues, in_order, used_here, warn_if_few_queues
+from .devicestage import DeviceStage, claim_hardware_queues, in_order, kept_stream, used_here, warn_if_few_queues
 from .gpudecode import gpu_decode_available, jpeg_decoder
 from .model import LoadedModel, device_default, load_model
 from .shardspec import expand_shards
@@ -227,7 +227,7 @@ def _consume(batch: ShardBatch, targets: list[_Target], committer: "Committer", 
 def model_stream(device: torch.device):
     """Run the models on their own CUDA stream: work on the legacy default stream would wait for, and
     hold up, every other stream (the decode threads'). A no-op off CUDA."""
-    return torch.cuda.stream(torch.cuda.Stream(device)) if device.type == "cuda" else contextlib.nullcontext()
+    return torch.cuda.stream(kept_stream(device, "model")) if device.type == "cuda" else contextlib.nullcontext()
 
 
 @dataclass

@@ -4,9 +4,10 @@
 same way Pillow does: baseline or progressive JPEG, RGB/YCbCr or greyscale, no EXIF rotation, complete
 (ends with the EOI marker: nvJPEG fills a truncated file with grey where Pillow refuses it). Everything
 else (PNG, CMYK, rotated, truncated, corrupt...) takes the CPU path, which decodes or reports it, so no
-sample is lost. `decode_batch` decodes in chunks bounded by a pixel budget (GPU memory stays bounded
-whatever the image sizes); when nvJPEG rejects a chunk, each image is retried alone and the ones it still
-rejects are handed back for the CPU path.
+sample is lost. `decode_batch` decodes in chunks bounded by a pixel budget scaled to the device's memory
+(`pixel_budget`: GPU memory stays bounded whatever the image sizes, and on a large GPU a whole batch is one
+decoder call); when nvJPEG rejects a chunk, each image is retried alone and the ones it still rejects are
+handed back for the CPU path.
 """
 from __future__ import annotations
 
@@ -22,8 +23,18 @@ from .resample import Source
 
 EXIF_ORIENTATION = 0x0112
 GPU_MODES = frozenset({"RGB", "L"})
-#: At most this many decoded pixels at once (≈ 200 MB of uint8 RGB).
-PIXEL_BUDGET = 64_000_000
+#: Decoded pixels per decoder call: the device's memory divided by BUDGET_SHARE (3 bytes a pixel, so 1/64 of
+#: the memory in decoded images per call, with a few calls in flight), within these bounds. On an 80 GB H100
+#: that is about 440 M pixels, so a batch of 512 typical art images (0.5 M pixels each) is one call. Fewer, larger
+#: calls kept the hardware JPEG engine busier: ViT-B-32 end to end 7,169–8,429 img/s against 6,951–8,022 with
+#: 64 M pixels per call, in three device calls (docs/performance.md).
+BUDGET_SHARE, MIN_PIXEL_BUDGET, MAX_PIXEL_BUDGET = 192, 32_000_000, 512_000_000
+
+
+def pixel_budget(device: torch.device) -> int:
+    """Decoded pixels one decoder call may produce on `device`."""
+    total = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else 0
+    return min(max(total // BUDGET_SHARE, MIN_PIXEL_BUDGET), MAX_PIXEL_BUDGET)
 
 
 @dataclass
@@ -47,11 +58,13 @@ def gpu_eligible(data: bytes, max_pixels: int) -> Eligible | None:
     return Eligible(img.size)
 
 
-def _chunks(items: list[tuple[int, bytes, Eligible]]):
+def chunks(items: list, budget: int):
+    """Consecutive runs of `items` (…, Eligible) whose pixels add up to at most `budget`; an image larger than
+    the budget is a run of its own."""
     chunk, pixels = [], 0
     for item in items:
-        w, h = item[2].size
-        if chunk and pixels + w * h > PIXEL_BUDGET:
+        w, h = item[-1].size
+        if chunk and pixels + w * h > budget:
             yield chunk
             chunk, pixels = [], 0
         chunk.append(item)
@@ -131,10 +144,11 @@ def jpeg_decoder(device: torch.device, name: str = "auto"):
     return next(cls(device) for cls in DECODERS.values() if cls.available(device))
 
 
-def decode_batch(items: list[tuple[int, torch.Tensor, Eligible]], decoder):
+def decode_batch(items: list[tuple[int, torch.Tensor, Eligible]], decoder, budget: int):
     """Yield (index, Source of the decoded image on the decoder's device) for decoded items and (index,
-    None) for those it refused, in input order. Items are (index, 1-D uint8 CPU tensor of the file, header facts)."""
-    for chunk in _chunks(items):
+    None) for those it refused, in input order. Items are (index, 1-D uint8 CPU tensor of the file, header
+    facts); at most `budget` decoded pixels per decoder call."""
+    for chunk in chunks(items, budget):
         try:
             images = decoder.decode([d for _, d, _ in chunk])
         except RuntimeError:

@@ -1,13 +1,14 @@
 """Shards → per-shard batches of uint8 pixels, decoded in DataLoader worker processes.
 
 Workers take whole shards from a shared counter (the next free shard, so no worker idles while another
-still has two), and a batch never mixes shards: every shard ends with a batch flagged `last`, and the
+still has two), and a batch never mixes shards: every shard's final batch is flagged `last`, and the
 extractor commits a shard's part when it sees that flag.
 
 Stages, in order: tar members → samples → records → decoded images → pixels (one tensor per distinct
 preprocessing plan, so several models share one decode) → batches. With `jpeg_to_device`, JPEGs that nvJPEG
-can take travel undecoded to the main process, where pipeline/devicestage.py decodes them on the GPU (one
-CUDA context: worker processes with their own contexts would time-slice the GPU against the model).
+can take are left undecoded for the main process, where pipeline/devicestage.py decodes them on the GPU (one
+CUDA context: worker processes with their own contexts would time-slice the GPU against the model); from a
+plain local tar only their place in the file is sent, from other shards their bytes.
 """
 from __future__ import annotations
 
@@ -35,12 +36,15 @@ class ShardBatch:
     last: bool = False
     commit: bool = True          # False when the shard could not be read at all (retry on the next run)
     gpu_decoded: int = 0         # how many of the rows nvJPEG decoded
-    # Rows whose JPEG the device stage decodes (pipeline/devicestage.py): their positions in `rows`, the
-    # bytes of all of them in one buffer (one shared-memory segment, not hundreds), offsets and sizes.
+    # Rows whose JPEG the device stage decodes (pipeline/devicestage.py): their positions in `rows`, where
+    # each file's bytes lie (start, end) and the image sizes. The bytes are read by the device stage from
+    # `jpeg_file` (a plain local tar: nothing but these numbers crosses between processes) or else travel in
+    # `jpeg_bytes`, all of them in one buffer (one shared-memory segment, not hundreds).
     # `pixels` then holds only the other rows, at `cpu_positions`.
     jpeg_positions: list[int] = field(default_factory=list)
+    jpeg_spans: list[tuple[int, int]] = field(default_factory=list)
+    jpeg_file: str | None = None
     jpeg_bytes: torch.Tensor | None = None
-    jpeg_offsets: list[int] = field(default_factory=list)
     jpeg_sizes: list[tuple[int, int]] = field(default_factory=list)
     cpu_positions: list[int] = field(default_factory=list)
 
@@ -118,14 +122,14 @@ class _Decoder:
     def batch(self, chunk: list[Record], url: str) -> ShardBatch:
         batch = ShardBatch(shard=url)
         per_plan: list[list[torch.Tensor]] = [[] for _ in self.plans]
-        jpegs: list[bytes] = []
+        jpegs: list[Record] = []
         for record in chunk:
             meta = gpu_eligible(record.image, self.opts.max_pixels) if self.to_device else None
             if meta is not None:
                 batch.jpeg_positions.append(len(batch.rows))
                 batch.jpeg_sizes.append(meta.size)
                 record.row["width"], record.row["height"] = meta.size
-                jpegs.append(record.image)
+                jpegs.append(record)
                 batch.rows.append(record.row)
                 continue
             pixels = self.cpu(record, url, batch.failures)
@@ -135,26 +139,37 @@ class _Decoder:
             batch.rows.append(record.row)
             for p, px in enumerate(pixels):
                 per_plan[p].append(px)
-        if jpegs:
-            batch.jpeg_offsets = [0, *itertools.accumulate(len(j) for j in jpegs)]
-            batch.jpeg_bytes = torch.frombuffer(bytearray(b"".join(jpegs)), dtype=torch.uint8)
+        if jpegs and all(r.image_offset is not None for r in jpegs):
+            batch.jpeg_file = url
+            batch.jpeg_spans = [(r.image_offset, r.image_offset + len(r.image)) for r in jpegs]
+        elif jpegs:
+            ends = list(itertools.accumulate(len(r.image) for r in jpegs))
+            batch.jpeg_spans = list(zip([0, *ends[:-1]], ends))
+            batch.jpeg_bytes = torch.frombuffer(bytearray(b"".join(r.image for r in jpegs)), dtype=torch.uint8)
         batch.pixels = [torch.stack(px) for px in per_plan] if batch.cpu_positions else None
         return batch
 
 
 def shard_batches(url: str, plans: Sequence, opts: DecodeOptions) -> Iterator[ShardBatch]:
-    """All batches of one shard; the final one has `last=True` (and may be empty)."""
+    """All batches of one shard; the final one has `last=True`. It is the shard's last batch of rows (one
+    batch is held back until the next is read), so a shard costs no extra empty batch, except when it has no
+    rows or cannot be read."""
     decoder, pending = _Decoder(plans, opts), []   # `pending` is the one list _records reports into
+    held: ShardBatch | None = None
     try:
         for chunk in _chunks(_records(url, pending), opts.batch_size):
-            batch = decoder.batch(chunk, url)
-            batch.failures[:0] = pending
+            if held is not None:
+                yield held
+            held = decoder.batch(chunk, url)
+            held.failures[:0] = pending
             pending.clear()
-            yield batch
-        final = ShardBatch(shard=url, failures=list(pending))
     except OSError as exc:  # the shard itself could not be opened or read
-        final = ShardBatch(shard=url, failures=list(pending), commit=False)
-        final.failures.append(Failure(None, url, "read", f"cannot read shard: {exc}"))
+        if held is not None:
+            yield held
+        held = ShardBatch(shard=url, commit=False)
+        pending.append(Failure(None, url, "read", f"cannot read shard: {exc}"))
+    final = held if held is not None else ShardBatch(shard=url)
+    final.failures.extend(pending)
     final.last = True
     yield final
 

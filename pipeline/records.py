@@ -29,12 +29,13 @@ class Record:
     shard: str
     image: bytes
     row: dict
+    image_offset: int | None = None   # where `image` starts in the shard file (plain local tars)
 
 
-def image_member(sample: RawSample) -> bytes:
+def image_ext(sample: RawSample) -> str:
     for ext in IMAGE_EXTS:
         if ext in sample.files:
-            return sample.files[ext]
+            return ext
     present = ", ".join(sorted(sample.files)) or "nothing"
     raise RecordError("read", f"sample has no image member (found: {present})")
 
@@ -63,7 +64,7 @@ def caption(sample: RawSample) -> str | None:
 
 
 def to_record(sample: RawSample) -> Record:
-    image = image_member(sample)
+    ext = image_ext(sample)
     meta = metadata(sample)
     row: dict = {"key": sample.key, "shard": sample.shard, "source_path": None, "caption": caption(sample),
                  "width": None, "height": None}
@@ -75,4 +76,5 @@ def to_record(sample: RawSample) -> Record:
             continue  # e.g. img2dataset repeats the .txt caption in .json
         column = f"meta_{name}" if name in RESERVED or name in row else name
         row[column] = value
-    return Record(key=sample.key, shard=sample.shard, image=image, row=row)
+    return Record(key=sample.key, shard=sample.shard, image=sample.files[ext], row=row,
+                  image_offset=sample.offsets.get(ext))

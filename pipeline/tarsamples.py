@@ -24,6 +24,9 @@ class RawSample:
     key: str
     shard: str
     files: dict[str, bytes] = field(default_factory=dict)
+    # Where each member's bytes start in the shard file, for a plain (uncompressed) local tar; the GPU
+    # path then reads them straight from the file instead of passing them between processes.
+    offsets: dict[str, int] = field(default_factory=dict)
 
 
 class TarCut(Exception):
@@ -58,11 +61,13 @@ class _StrictTarInfo(tarfile.TarInfo):
             raise tarfile.ReadError(f"bad or missing header at byte {tarfile_.offset}: {exc}") from exc
 
 
-def tar_members(fileobj: BinaryIO) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of each regular member, streaming; raises TarCut where the stream breaks."""
+def tar_members(fileobj: BinaryIO) -> Iterator[tuple[str, bytes, int | None]]:
+    """(name, bytes, offset of the bytes in the file, or None for a compressed tar) of each regular member,
+    streaming; raises TarCut where the stream breaks."""
     last = reading = None
     try:
         stream = tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_StrictTarInfo)
+        plain = getattr(stream.fileobj, "comptype", None) == "tar"
         for info in stream:
             if not info.isreg():
                 continue
@@ -70,7 +75,7 @@ def tar_members(fileobj: BinaryIO) -> Iterator[tuple[str, bytes]]:
             data = stream.extractfile(info).read()
             if len(data) != info.size:
                 raise tarfile.ReadError(f"member has {len(data)} of {info.size} bytes")
-            yield info.name, data
+            yield info.name, data, info.offset_data if plain else None
             last, reading = info.name, None
             stream.members = []
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
@@ -132,14 +137,17 @@ def iter_samples(url: str, handler: Handler) -> Iterator[RawSample]:
     """Samples of one shard, in order. Failures go to `handler`; the generator itself never raises
     for bad content, only when the shard cannot be opened at all."""
     grouper = _Grouper(url, handler)
+    local = "://" not in url
     with open_shard(url) as fh:
         try:
-            for name, data in tar_members(fh):
+            for name, data, offset in tar_members(fh):
                 finished, slot = grouper.add(name)
                 if finished is not None:
                     yield finished
                 if slot is not None:
                     grouper.current.files[slot[1]] = data
+                    if local and offset is not None:
+                        grouper.current.offsets[slot[1]] = offset
         except TarCut as cut:
             grouper.cut(cut)
     last = grouper.flush()

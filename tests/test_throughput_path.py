@@ -4,6 +4,7 @@ torchvision's JPEG decoder on the CPU here; nvJPEG on CUDA is measured by `make 
 several models over one decode, shards claimed by workers, and the benchmark at small settings."""
 import io
 import json
+import tarfile
 
 import numpy as np
 import pytest
@@ -17,8 +18,8 @@ from conftest import TINY_MODEL, meta, write_tar
 from pipeline.config import ExtractConfig, ModelSpec
 from pipeline.devicestage import DeviceStage, in_order
 from pipeline.extract import run_extract
-from pipeline.gpudecode import gpu_eligible
-from pipeline.loader import DecodeOptions, batch_loader
+from pipeline.gpudecode import Eligible, MIN_PIXEL_BUDGET, chunks, gpu_eligible, pixel_budget
+from pipeline.loader import DecodeOptions, batch_loader, shard_batches
 from pipeline.model import load_model
 from pipeline.pixels import PixelPlan, WholePlan, plan_for
 from pipeline.resample import Source
@@ -82,6 +83,39 @@ def test_pixel_limit_applies_before_the_device():
     assert gpu_eligible(_jpeg(200, 100), max_pixels=10_000) is None
 
 
+def test_decoder_calls_stay_within_the_pixel_budget_and_keep_every_image_in_order():
+    sizes = [(100, 100), (300, 100), (50, 50), (1000, 1000), (10, 10), (200, 200)]
+    items = [(i, b"", Eligible(s)) for i, s in enumerate(sizes)]
+    runs = list(chunks(items, budget=45_000))
+    assert [[i for i, *_ in run] for run in runs] == [[0, 1, 2], [3], [4, 5]]
+    for run in runs:  # within budget, except an image larger than the budget, alone in its call
+        assert sum(w * h for *_, e in run for w, h in [e.size]) <= 45_000 or len(run) == 1
+    assert [[i for i, *_ in run] for run in chunks(items, budget=10**9)] == [[0, 1, 2, 3, 4, 5]]
+    assert pixel_budget(torch.device("cpu")) == MIN_PIXEL_BUDGET
+
+
+def test_a_shards_last_batch_of_rows_carries_the_commit_flag(tmp_path, tiny_model):
+    jpegs = [(f"{k}.jpg", _jpeg(64, 48, i)) for i, k in enumerate("abcd")]
+    plans, opts = [tiny_model.plan], DecodeOptions(BIG, batch_size=2, jpeg_to_device=True)
+    exact = list(shard_batches(str(write_tar(tmp_path / "exact.tar", jpegs)), plans, opts))
+    assert [(len(b.rows), b.last) for b in exact] == [(2, False), (2, True)]   # no extra empty batch
+    broken = write_tar(tmp_path / "broken.tar", [*jpegs[:3], ("z.jpg", f.truncated_jpeg())])
+    tail = list(shard_batches(str(broken), plans, opts))
+    assert [(len(b.rows), b.last) for b in tail] == [(2, False), (1, True)]
+    assert [x.key for x in tail[-1].failures] == ["z"]                       # reported with the final batch
+    empty = list(shard_batches(str(write_tar(tmp_path / "none.tar", [("a.json", meta())])), plans, opts))
+    assert len(empty) == 1 and empty[0].last and not empty[0].rows and empty[0].commit
+    cut = tmp_path / "cut.tar"
+    with tarfile.open(tmp_path / "exact.tar") as tar:
+        second = tar.getmembers()[1].offset_data + 10
+    cut.write_bytes((tmp_path / "exact.tar").read_bytes()[:second])         # ends inside the second member
+    read = list(shard_batches(str(cut), plans, opts))                       # what was read is kept
+    assert [(len(b.rows), b.last, b.commit) for b in read] == [(1, True, True)]
+    assert [x.stage for x in read[0].failures] == ["read"]
+    gone = list(shard_batches(str(tmp_path / "missing.tar"), plans, opts))  # unreadable: retried next run
+    assert len(gone) == 1 and gone[0].last and not gone[0].commit and gone[0].failures[0].stage == "read"
+
+
 def _run_path(shards, plans, to_device, workers=2, batch_size=4):
     loader = batch_loader(shards, plans, DecodeOptions(BIG, batch_size, to_device), workers)
     stage = DeviceStage(plans, torch.device("cpu"), BIG) if to_device else None
@@ -112,6 +146,45 @@ def test_device_stage_gives_the_same_rows_failures_and_pixels_as_pillow(tmp_path
     for p_pix, d_pix in zip(pil[1], dev[1]):
         for p, d in zip(p_pix, d_pix):           # both plans, same shapes, near-identical pixels
             assert p.shape == d.shape and (p.float() - d.float()).abs().mean() < 1.0
+
+
+def test_jpeg_bytes_are_read_from_plain_local_tars_and_carried_otherwise(tmp_path, tiny_model):
+    """A plain local tar sends only where each JPEG lies (the device stage reads the file); a gzipped one
+    sends the bytes; both give the same pixels."""
+    import gzip
+    members = [(f"{k}.jpg", _jpeg(120 + 10 * i, 90, i)) for i, k in enumerate("abc")] + [("d.png", f.png())]
+    plain = write_tar(tmp_path / "p" / "00000.tar", members)
+    packed = tmp_path / "g" / "00000.tar.gz"
+    packed.parent.mkdir()
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    opts = DecodeOptions(BIG, batch_size=8, jpeg_to_device=True)
+    by_file, = [b for b in shard_batches(str(plain), [tiny_model.plan], opts)]
+    by_bytes, = [b for b in shard_batches(str(packed), [tiny_model.plan], opts)]
+    assert by_file.jpeg_file == str(plain) and by_file.jpeg_bytes is None and len(by_file.jpeg_spans) == 3
+    assert by_bytes.jpeg_file is None and by_bytes.jpeg_bytes.numel() == sum(len(d) for _, d in members[:3])
+    stage = DeviceStage([tiny_model.plan], torch.device("cpu"), BIG)
+    a, b = stage.prepare(by_file), stage.prepare(by_bytes)
+    assert [r["key"] for r in a.rows] == [r["key"] for r in b.rows] == ["a", "b", "c", "d"]
+    assert a.gpu_decoded == b.gpu_decoded == 3 and torch.equal(a.pixels[0], b.pixels[0])
+
+
+def test_a_shard_changed_after_its_headers_were_checked_fails_those_images_not_the_run(tmp_path, tiny_model):
+    members = [(f"{k}.jpg", _jpeg(100, 80, i)) for i, k in enumerate("abc")]
+    shard = write_tar(tmp_path / "00000.tar", members)
+    batch, = shard_batches(str(shard), [tiny_model.plan], DecodeOptions(BIG, 8, jpeg_to_device=True))
+    data = bytearray(shard.read_bytes())
+    start, end = batch.jpeg_spans[1]
+    data[start:end] = bytes(end - start)                  # b's bytes overwritten in place
+    shard.write_bytes(bytes(data[:batch.jpeg_spans[2][0] + 100]))   # and c's cut short
+    ready = DeviceStage([tiny_model.plan], torch.device("cpu"), BIG).prepare(batch)
+    assert [r["key"] for r in ready.rows] == ["a"] and len(ready.pixels[0]) == 1
+    assert sorted((x.key, x.stage) for x in ready.failures) == [("b", "read"), ("c", "read")]
+    again, = shard_batches(str(write_tar(tmp_path / "1.tar", members)), [tiny_model.plan],
+                           DecodeOptions(BIG, 8, jpeg_to_device=True))
+    (tmp_path / "1.tar").unlink()                          # gone before the device stage reads it
+    gone = DeviceStage([tiny_model.plan], torch.device("cpu"), BIG).prepare(again)
+    assert gone.pixels is None and {x.key for x in gone.failures} == {"a", "b", "c"}
+    assert "cannot read the shard file again" in gone.failures[0].error
 
 
 def test_two_models_share_one_decode_and_equal_single_runs(tmp_path, paintings):
@@ -161,7 +234,6 @@ def test_bench_corpus_is_deterministic_and_sized_as_asked(tmp_path):
     write_bench_corpus(str(tmp_path / "b"), spec, processes=2)
     for name in ("00000.tar", "00001.tar"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    import tarfile
     with tarfile.open(tmp_path / "a" / "00000.tar") as tar:
         images = [Image.open(tar.extractfile(m)) for m in tar.getmembers() if m.name.endswith(".jpg")]
     assert len(images) == 4 and all(im.format == "JPEG" and 64 <= max(im.size) <= 96 for im in images)
@@ -176,5 +248,6 @@ def test_make_bench_small_writes_a_table_and_json(tmp_path, capsys):
     row = result["results"][0]
     assert row["model"] == "artlens-tiny-vit" and row["e2e_cpu_decode"]["images"] == 96
     assert row["e2e_cpu_decode"]["failures"] == 0 and row["forward_only"]["img_s"] > 0
+    assert row["warmup_cpu_decode"]["images"] == 48  # two shards of 24, unmeasured, before the measured runs
     assert row["ratios"]["gpu_vs_cpu_decode"] is None  # no GPU here: the GPU columns are absent, not invented
     assert "forward-only" in capsys.readouterr().out
