@@ -2,7 +2,7 @@
 
 In one run: a synthetic corpus of JPEG paintings (pipeline/benchcorpus.py, 512–1024 px), then for each model
   1. forward-only ceiling: the model on uint8 batches already on the device (normalisation included),
-  2. end to end with `--decode gpu` (nvJPEG in the workers) — only on CUDA,
+  2. end to end with `--decode gpu` (nvJPEG in the main process's decode threads) — only on CUDA,
   3. end to end with `--decode cpu`: Pillow decode and resize in DataLoader workers, clip-retrieval's way.
 End-to-end rates are reported twice: over the whole run (worker spawn and the first batch's decode
 included) and at steady state (from the first batch to the last commit), which is what a long run sees.
