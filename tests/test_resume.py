@@ -13,12 +13,16 @@ import store
 from conftest import REPO, TINY_MODEL, meta, write_tar
 
 N_SHARDS, PER_SHARD = 10, 6
+# The SIGKILL test's shards hold 24 images: enough work per shard that the commits keep pace with the
+# extraction. With 6, parts were sometimes written in a burst (five within a few ms) and the last kill came
+# after the run had ended (1 run in 4 failed).
+KILL_PER_SHARD = 24
 
 
-def make_shards(root):
+def make_shards(root, per_shard=PER_SHARD):
     for s in range(N_SHARDS):
         members = []
-        for i in range(PER_SHARD):
+        for i in range(per_shard):
             key = f"s{s}_{i}"
             members += [(f"{key}.jpg", f.jpeg(160 + 8 * i, 120, color=(20 * s, 30 * i, 90))),
                         (f"{key}.json", meta(shard_no=s, item=i))]
@@ -56,9 +60,9 @@ def rows(store_dir):
 
 @pytest.mark.slow
 def test_sigkill_at_any_moment_then_rerun_gives_exactly_the_uninterrupted_rows(tmp_path, extract):
-    shards = make_shards(tmp_path / "shards")
+    shards = make_shards(tmp_path / "shards", KILL_PER_SHARD)
     reference = extract(shards, store=tmp_path / "reference")
-    assert reference.table_rows == N_SHARDS * PER_SHARD
+    assert reference.table_rows == N_SHARDS * KILL_PER_SHARD
     expected, _, _ = rows(tmp_path / "reference")
 
     interrupted = tmp_path / "interrupted"
@@ -66,14 +70,14 @@ def test_sigkill_at_any_moment_then_rerun_gives_exactly_the_uninterrupted_rows(t
     for n_parts, delay in [(0, 1.0), (3, 0.0), (5, 0.005)]:
         kill_when(start(shards, interrupted), interrupted, n_parts, delay)
         for part in parts(interrupted):  # a reader never sees a half-written part
-            assert pq.ParquetFile(part).metadata.num_rows == PER_SHARD
+            assert pq.ParquetFile(part).metadata.num_rows == KILL_PER_SHARD
     assert len(parts(interrupted)) < N_SHARDS, "the kills came too late to test anything"
 
     proc = start(shards, interrupted)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()[-2000:]
     got, count, distinct = rows(interrupted)
-    assert count == distinct == N_SHARDS * PER_SHARD
+    assert count == distinct == N_SHARDS * KILL_PER_SHARD
     assert [r["key"] for r in got] == [r["key"] for r in expected]
     for a, b in zip(got, expected):
         assert (a["shard_no"], a["item"]) == (b["shard_no"], b["item"])
