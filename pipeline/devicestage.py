@@ -134,10 +134,10 @@ class DeviceStage:
             except OSError as exc:
                 buf, problem = buf[:0], f"cannot read the shard file again: {exc}"
             spans = [(s - lo, e - lo) for s, e in spans]
-        items = []
+        reread, items = batch.jpeg_file is not None, []   # bytes carried from the worker need no check
         for j, ((start, end), size) in enumerate(zip(spans, batch.jpeg_sizes)):
             data = buf[start:end]
-            if data.numel() == end - start and data[:2].tolist() == [0xFF, 0xD8]:
+            if not reread or (data.numel() == end - start and data[:2].tolist() == [0xFF, 0xD8]):
                 items.append((j, data, Eligible(size)))
             else:
                 row = batch.rows[batch.jpeg_positions[j]]

@@ -25,9 +25,9 @@ EXIF_ORIENTATION = 0x0112
 GPU_MODES = frozenset({"RGB", "L"})
 #: Decoded pixels per decoder call: the device's memory divided by BUDGET_SHARE (3 bytes a pixel, so 1/64 of
 #: the memory in decoded images per call, with a few calls in flight), within these bounds. On an 80 GB H100
-#: that is about 440 M pixels, so a batch of 512 typical art images (0.5 M pixels each) is one call. Fewer, larger
-#: calls kept the hardware JPEG engine busier: ViT-B-32 end to end 7,169–8,429 img/s against 6,951–8,022 with
-#: 64 M pixels per call, in three device calls (docs/performance.md).
+#: that is about 440 M pixels, so a batch of 512 typical art images (0.5 M pixels each) is one call. Fewer,
+#: larger calls kept the hardware JPEG engine busier: ViT-B-32 end to end 7,169–8,429 img/s against
+#: 6,951–8,022 with 64 M pixels per call, in three device calls (docs/performance.md).
 BUDGET_SHARE, MIN_PIXEL_BUDGET, MAX_PIXEL_BUDGET = 192, 32_000_000, 512_000_000
 
 
