@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, TINY_MODEL
 from pipeline.config import ExtractConfig, ModelSpec
 from pipeline.devices import DevicesError, _child, assign, parse_devices, run_on_devices
-from test_resume import make_shards, parts, rows
+from test_resume import KILL_PER_SHARD, N_SHARDS, make_shards, parts, rows
 
 SPEC = ModelSpec(model=TINY_MODEL, pretrained="random", device="cpu", seed=0)
 
@@ -79,7 +79,7 @@ def test_without_retries_the_lost_shards_are_reported(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_then_rerun_with_devices_gives_the_uninterrupted_rows(tmp_path, extract):
-    shards = make_shards(tmp_path / "shards")
+    shards = make_shards(tmp_path / "shards", KILL_PER_SHARD)  # a kill lands before the run ends (test_resume.py)
     extract(shards, store=tmp_path / "ref", batch_size=4)
     cmd = [sys.executable, "-m", "pipeline.cli", "extract", "--shards", str(shards), "--store",
            str(tmp_path / "st"), "--table", "t", "--model", TINY_MODEL, "--pretrained", "random",
@@ -95,5 +95,5 @@ def test_sigkill_then_rerun_with_devices_gives_the_uninterrupted_rows(tmp_path, 
     assert done.returncode == 0, done.stderr[-2000:]
     assert "devices: cpu, cpu" in done.stdout
     (ref, _, _), (got, count, distinct) = rows(tmp_path / "ref"), rows(tmp_path / "st")
-    assert count == distinct == 60 and [r["key"] for r in ref] == [r["key"] for r in got]
+    assert count == distinct == N_SHARDS * KILL_PER_SHARD and [r["key"] for r in ref] == [r["key"] for r in got]
     assert np.allclose([r["embedding"] for r in ref], [r["embedding"] for r in got], atol=1e-6)

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO, TINY_MODEL
-from test_resume import make_shards, parts, rows
+from test_resume import KILL_PER_SHARD, N_SHARDS, make_shards, parts, rows
+
+ROWS = N_SHARDS * KILL_PER_SHARD  # shards of 24: a kill lands before the run ends (test_resume.py)
 
 s3fs = pytest.importorskip("s3fs", reason="object-storage tests need s3fs and moto[server] (the dev extra)")
 pytest.importorskip("moto.server", reason="object-storage tests need moto[server] (the dev extra)")
@@ -50,7 +52,7 @@ def bucket(s3_endpoint, tmp_path):
                            endpoint_url=s3_endpoint)
     name = f"art-{os.getpid()}-{time.monotonic_ns()}"
     fs.mkdir(name)
-    local = make_shards(tmp_path / "shards")
+    local = make_shards(tmp_path / "shards", KILL_PER_SHARD)
     for tar in sorted(local.glob("*.tar")):
         fs.put(str(tar), f"{name}/shards/{tar.name}")
     return name, local
@@ -76,11 +78,11 @@ def test_extract_from_a_bucket_equals_extract_from_disk(bucket, s3_endpoint, tmp
         done = _cli(_extract(spec, store_dir), s3_endpoint)
         assert done.returncode == 0, done.stdout + done.stderr[-2000:]
         (disk, _, _), (remote, count, distinct) = rows(tmp_path / "disk"), rows(store_dir)
-        assert count == distinct == 60 and [r["key"] for r in disk] == [r["key"] for r in remote]
+        assert count == distinct == ROWS and [r["key"] for r in disk] == [r["key"] for r in remote]
         assert np.allclose([r["embedding"] for r in disk], [r["embedding"] for r in remote], atol=1e-6)
     query = _cli(["sql", "--store", str(tmp_path / "s3"), "--format", "csv",
                   "SELECT count(*) AS n, min(shard) AS first FROM t"], s3_endpoint)
-    assert query.returncode == 0 and f'60,"s3://{name}/shards/00000.tar"' in query.stdout
+    assert query.returncode == 0 and f'{ROWS},"s3://{name}/shards/00000.tar"' in query.stdout
 
 
 def test_a_killed_extraction_from_a_bucket_resumes(bucket, s3_endpoint, tmp_path, extract):
@@ -98,7 +100,7 @@ def test_a_killed_extraction_from_a_bucket_resumes(bucket, s3_endpoint, tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     assert "already done (resumed)" in done.stdout
     (disk, _, _), (remote, count, distinct) = rows(tmp_path / "disk"), rows(tmp_path / "s3")
-    assert count == distinct == 60 and [r["key"] for r in disk] == [r["key"] for r in remote]
+    assert count == distinct == ROWS and [r["key"] for r in disk] == [r["key"] for r in remote]
 
 
 def _remote_parts(endpoint, prefix):
@@ -137,7 +139,7 @@ def test_store_in_a_bucket_extract_query_and_resume_from_another_machine(bucket,
     assert len(_remote_parts(s3_endpoint, f"{name}/artstore/tables")) == 10
     query = run("m3", "sql", "--store", store_url, "--format", "csv",
                 "SELECT count(*) AS n, count(DISTINCT key) AS d FROM t")
-    assert query.returncode == 0 and "60,60" in query.stdout, query.stdout + query.stderr[-2000:]
+    assert query.returncode == 0 and f"{ROWS},{ROWS}" in query.stdout, query.stdout + query.stderr[-2000:]
     embeddings = run("m4", "sql", "--store", store_url, "--format", "json", "SELECT key, embedding FROM t ORDER BY key")
     import json
     got = [json.loads(line) for line in embeddings.stdout.splitlines() if line.strip()]
