@@ -149,7 +149,7 @@ im.resize((w, h), Image.LANCZOS).save(sys.argv[2], quality=90)" \
 
 # Indexes and SQL on BENCH_N synthetic clustered vectors: prints a table, writes bench-out/bench-store.json
 bench-store: install
-	$(BIN)/python -m store.benchmark --n $(BENCH_N) --dim $(BENCH_DIM) --out bench-out/bench-store.json
+	$(BIN)/python -m benchmarks.store_indexes --n $(BENCH_N) --dim $(BENCH_DIM) --out bench-out/bench-store.json
 
 clean-store:
 	rm -rf $(STORE)
@@ -158,4 +158,4 @@ clean-store:
 # prints a table, writes bench-out/bench.json
 BENCH_FLAGS ?=
 bench: install
-	$(BIN)/python -m pipeline.benchmark $(BENCH_FLAGS) --out bench-out/bench.json
+	$(BIN)/python -m benchmarks.extraction $(BENCH_FLAGS) --out bench-out/bench.json

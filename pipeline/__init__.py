@@ -1,2 +1,5 @@
-"""artlens pipeline: sources → WebDataset shards → decode → CLIP → the store's part writer."""
-__version__ = "0.1.0"
+"""artlens.pipeline: from images to embeddings. Sub-packages by concern: `shards` (sources → WebDataset shards,
+and reading them back), `imaging` (decode and preprocess; `imaging.gpu` on CUDA), `models` (model spec, weights,
+loading), `extract` (the extraction loop and its engines), `perturb` (deformations), `demo` (the procedural
+sample corpus); `texts` and `importer` write the other two kinds of table.
+"""

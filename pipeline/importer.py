@@ -18,13 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-import store
-from store.catalog import TableEntry
-from store.parts import CORE_COLUMNS, EMBEDDING, TYPED_COLUMNS
-from store.writer import TableWriter
+from artlens import store
+from artlens.store.catalog import TableEntry
+from artlens.store.parts import CORE_COLUMNS, EMBEDDING, TYPED_COLUMNS
+from artlens.store.writer import TableWriter
 
-from . import __version__
-from .failures import Failure
+from artlens import __version__
+from artlens.pipeline.failures import Failure
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 3
 NORM_TOLERANCE = 1e-3

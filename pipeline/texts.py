@@ -26,19 +26,18 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-import store
-from store.catalog import Catalog, TableEntry
-from store.layout import StoreLayout, check_table_name
-from store.writer import TableWriter
+from artlens import store
+from artlens.store.catalog import Catalog, TableEntry
+from artlens.store.compat import check_compatible
+from artlens.store.layout import StoreLayout, check_table_name
+from artlens.store.writer import TableWriter
 
-from . import __version__
-from .bundled import bundled_names, find_bundled
-from .config import ModelSpec
-from .model import LoadedModel, load_model, model_name
+from artlens import __version__
+from artlens.pipeline.bundled import bundled_names, find_bundled
+from artlens.pipeline.models.spec import ModelSpec
+from artlens.pipeline.models.load import LoadedModel, load_model, model_name
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
-#: Catalog fields that must agree for text and image embeddings to be comparable.
-COMPATIBLE_FIELDS = ("model", "pretrained", "checkpoint_sha256", "dim")
 _CLASS_KEYS = ("names", "templates")
 
 
@@ -48,10 +47,6 @@ class TextsError(ValueError):
 
 class PromptsError(TextsError):
     """A prompts file that cannot be read or breaks the format rules (the message names the file)."""
-
-
-class IncompatibleError(TextsError):
-    """Two tables whose embeddings were not made by the same model and weights."""
 
 
 @dataclass(frozen=True)
@@ -244,21 +239,6 @@ def text_entry(cfg: TextsConfig, loaded: LoadedModel, source: str) -> TableEntry
         checkpoint_sha256=loaded.weights.sha256, preprocess=f"open_clip tokenizer {tokenizer_name(loaded)}",
         dim=loaded.dim, dtype="float32", source=source, artlens_version=__version__,
     )
-
-
-def check_compatible(image_entry: TableEntry, text_entry: TableEntry) -> None:
-    """Raise IncompatibleError unless an image and a text table were embedded by the same model and weights."""
-    sides = f"image table {image_entry.name!r} and text table {text_entry.name!r}"
-    kinds = [f"{e.name!r} is a {e.kind!r} table, not a {want!r} table"
-             for e, want in ((image_entry, "image"), (text_entry, "text")) if e.kind != want]
-    diffs = [f"{f}: image table has {getattr(image_entry, f)!r}, text table has {getattr(text_entry, f)!r}"
-             for f in COMPATIBLE_FIELDS if getattr(image_entry, f) != getattr(text_entry, f)]
-    if kinds:
-        raise IncompatibleError(f"{sides} cannot be compared: {'; '.join(kinds)}")
-    if diffs:
-        raise IncompatibleError(
-            f"{sides} were made with different models or weights ({'; '.join(diffs)}); embed the prompts with "
-            f"--model {image_entry.model_ref or image_entry.model} --pretrained {image_entry.pretrained}")
 
 
 def _preflight(cfg: TextsConfig) -> TableEntry | None:

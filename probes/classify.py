@@ -9,8 +9,8 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_m
 from sklearn.metrics import precision_recall_fscore_support
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from .result import Result
-from .stats import bootstrap_ci, majority_accuracy
+from artlens.probes.result import Result
+from artlens.probes.stats import bootstrap_ci, majority_accuracy
 
 
 def outer_splits(y: np.ndarray, groups: np.ndarray | None, folds: int, seed: int) -> list:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import store
+from artlens import store
 
 
 class ProbeDataError(ValueError):

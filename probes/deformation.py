@@ -34,16 +34,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.texts import COMPATIBLE_FIELDS, IncompatibleError, check_compatible
+from artlens.store.compat import COMPATIBLE_FIELDS, IncompatibleError, check_compatible
 
-from .config import ProbeConfig
-from .data import ProbeDataError, load_rows
-from .deformmetrics import (Flips, Paired, between_shift, deformation_direction, detect_auc, flips, linear_predictions,
-                            mean_ci, rank_correlation, shifts, unit)
-from .regression import numeric_target
-from .result import Result
-from .threads import single_threaded
-from .zero_shot import class_vectors
+from artlens.probes.config import ProbeConfig
+from artlens.probes.data import ProbeDataError, load_rows
+from artlens.probes.deformmetrics import Flips, Paired, between_shift, deformation_direction, detect_auc, flips, linear_predictions, mean_ci, rank_correlation, shifts, unit
+from artlens.probes.regression import numeric_target
+from artlens.probes.result import Result
+from artlens.probes.threads import single_threaded
+from artlens.probes.zero_shot import class_vectors
 
 NAME = "deformation"
 DEFORMATION_KIND = "deformation"

@@ -10,11 +10,11 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
 
-from .classify import outer_splits
-from .data import ProbeDataError
-from .regression import pearson
-from .separability import auc
-from .stats import bootstrap_ci, drop_rare, permutation_p
+from artlens.probes.classify import outer_splits
+from artlens.probes.data import ProbeDataError
+from artlens.probes.regression import pearson
+from artlens.probes.separability import auc
+from artlens.probes.stats import bootstrap_ci, drop_rare, permutation_p
 
 BETWEEN_CAP = 2000          # paintings sampled for the between-painting shift baseline
 

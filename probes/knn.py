@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import ProbeConfig
-from .data import ProbeDataError, load_rows
-from .result import Result
-from .stats import bootstrap_ci, drop_rare, majority_accuracy
-from .threads import single_threaded
+from artlens.probes.config import ProbeConfig
+from artlens.probes.data import ProbeDataError, load_rows
+from artlens.probes.result import Result
+from artlens.probes.stats import bootstrap_ci, drop_rare, majority_accuracy
+from artlens.probes.threads import single_threaded
 
 NAME = "knn"
 BLOCK = 512  # query rows per similarity block

@@ -12,12 +12,12 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
 
-from .classify import classification_metrics, outer_splits
-from .config import ProbeConfig
-from .data import load_rows
-from .result import Result
-from .stats import drop_rare
-from .threads import single_threaded
+from artlens.probes.classify import classification_metrics, outer_splits
+from artlens.probes.config import ProbeConfig
+from artlens.probes.data import load_rows
+from artlens.probes.result import Result
+from artlens.probes.stats import drop_rare
+from artlens.probes.threads import single_threaded
 
 NAME = "linear"
 

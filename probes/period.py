@@ -25,14 +25,14 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 
-from .classify import classification_metrics, outer_splits
-from .config import ProbeConfig
-from .data import ProbeDataError, load_rows
-from .periods import PRESENT, century, century_label, parse_period
-from .regression import ALPHAS, out_of_fold, regression_metrics, scatter
-from .result import Result
-from .stats import drop_rare
-from .threads import single_threaded
+from artlens.probes.classify import classification_metrics, outer_splits
+from artlens.probes.config import ProbeConfig
+from artlens.probes.data import ProbeDataError, load_rows
+from artlens.probes.periods import PRESENT, century, century_label, parse_period
+from artlens.probes.regression import ALPHAS, out_of_fold, regression_metrics, scatter
+from artlens.probes.result import Result
+from artlens.probes.stats import drop_rare
+from artlens.probes.threads import single_threaded
 
 NAME = "period"
 EXAMPLES = 20

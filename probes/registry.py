@@ -9,14 +9,14 @@ import importlib
 from types import ModuleType
 
 PROBES: dict[str, str] = {
-    "zero-shot": "probes.zero_shot",
-    "linear": "probes.linear",
-    "knn": "probes.knn",
-    "regression": "probes.regression",
-    "period": "probes.period",
-    "separability": "probes.separability",
-    "rsa": "probes.rsa",
-    "deformation": "probes.deformation",
+    "zero-shot": "artlens.probes.zero_shot",
+    "linear": "artlens.probes.linear",
+    "knn": "artlens.probes.knn",
+    "regression": "artlens.probes.regression",
+    "period": "artlens.probes.period",
+    "separability": "artlens.probes.separability",
+    "rsa": "artlens.probes.rsa",
+    "deformation": "artlens.probes.deformation",
 }
 
 

@@ -23,11 +23,11 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
 
-from .config import ProbeConfig
-from .data import ProbeDataError, load_rows
-from .result import Result
-from .stats import bootstrap_ci
-from .threads import single_threaded
+from artlens.probes.config import ProbeConfig
+from artlens.probes.data import ProbeDataError, load_rows
+from artlens.probes.result import Result
+from artlens.probes.stats import bootstrap_ci
+from artlens.probes.threads import single_threaded
 
 NAME = "regression"
 ALPHAS = tuple(float(a) for a in np.logspace(-4, 3, 8))

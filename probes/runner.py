@@ -6,11 +6,11 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-import store
+from artlens import store
 
-from .config import ConfigError
-from .registry import get_probe
-from .result import Result
+from artlens.probes.config import ConfigError
+from artlens.probes.registry import get_probe
+from artlens.probes.result import Result
 
 
 def result_name(result: Result) -> str:

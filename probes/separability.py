@@ -28,12 +28,12 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-from .classify import outer_splits
-from .config import ProbeConfig
-from .data import ProbeDataError, load_rows
-from .result import Result
-from .stats import bootstrap_ci
-from .threads import single_threaded
+from artlens.probes.classify import outer_splits
+from artlens.probes.config import ProbeConfig
+from artlens.probes.data import ProbeDataError, load_rows
+from artlens.probes.result import Result
+from artlens.probes.stats import bootstrap_ci
+from artlens.probes.threads import single_threaded
 
 NAME = "separability"
 MAX_POINTS = 3000

@@ -1,7 +1,7 @@
 """`zero-shot`: does the image embedding lie nearest to the text prompts of its own label?
 
 `texts` is a text table of the same store (made by `artlens texts`); it must come from the same model and
-weights as `table` (pipeline.texts.check_compatible, else IncompatibleError). Each text label's class vector
+weights as `table` (store.compat.check_compatible, else IncompatibleError). Each text label's class vector
 is the L2-normalised mean of its L2-normalised prompt embeddings (every template x name: the CLIP_benchmark
 protocol); an image is predicted as the label of highest cosine similarity.
 
@@ -21,14 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
-from pipeline.texts import IncompatibleError, check_compatible
+from artlens.store.compat import IncompatibleError, check_compatible
 
-from .classify import classification_metrics
-from .config import ProbeConfig
-from .data import ProbeDataError, load_rows
-from .result import Result
-from .stats import bootstrap_ci
-from .threads import single_threaded
+from artlens.probes.classify import classification_metrics
+from artlens.probes.config import ProbeConfig
+from artlens.probes.data import ProbeDataError, load_rows
+from artlens.probes.result import Result
+from artlens.probes.stats import bootstrap_ci
+from artlens.probes.threads import single_threaded
 
 NAME = "zero-shot"
 

@@ -2,6 +2,6 @@
 
 `store.open(path)` is the entry point for readers; `store.writer.TableWriter` for the pipeline.
 """
-from .query import Store, StoreError, open  # noqa: A004
+from artlens.store.query import Store, StoreError, open  # noqa: A004
 
 __all__ = ["Store", "StoreError", "open"]

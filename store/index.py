@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from .catalog import Catalog, IndexEntry
-from .layout import StoreLayout
-from .parts import write_atomic
+from artlens.store.catalog import Catalog, IndexEntry
+from artlens.store.layout import StoreLayout
+from artlens.store.parts import write_atomic
 
 EXACT_BELOW = 10_000          # auto: exact search below this many rows
 HNSW_M = 32

@@ -54,7 +54,7 @@ class StoreLayout:
 
     @classmethod
     def at(cls, root: str | Path) -> "StoreLayout":
-        from .remote import is_remote, mirror
+        from artlens.store.remote import is_remote, mirror
         if is_remote(root):
             m = mirror(str(root))
             return cls(m.local, m)

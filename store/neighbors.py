@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from .index import LoadedIndex, open_index
+from artlens.store.index import LoadedIndex, open_index
 
 if TYPE_CHECKING:
-    from .query import Store
+    from artlens.store.query import Store
 
 EXACT_LIMIT = 200_000          # rows searched exactly (numpy) when a filter or no index leaves at most this
 

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .layout import TMP_PREFIX
+from artlens.store.layout import TMP_PREFIX
 
 #: Columns every embedding part starts with (every row carries its key and where it came from).
 CORE_COLUMNS = ("key", "shard")

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
-from .catalog import Catalog, IndexEntry, TableEntry
-from .layout import StoreLayout
-from .parts import FAILURE_SCHEMA
+from artlens.store.catalog import Catalog, IndexEntry, TableEntry
+from artlens.store.layout import StoreLayout
+from artlens.store.parts import FAILURE_SCHEMA
 
 if TYPE_CHECKING:  # FAISS is imported only where an index is used: writers and SQL never load it
-    from .index import LoadedIndex
+    from artlens.store.index import LoadedIndex
 
 
 #: Index fields shown in the `catalog` view, as index_<field>.
@@ -54,7 +54,7 @@ class Store:
         self.con.execute("CREATE MACRO cosine(a, b) AS array_cosine_similarity(a, b)")
 
         def neighbor_keys(table: str, embedding: list, k: int) -> list:
-            from .neighbors import search
+            from artlens.store.neighbors import search
 
             return [hit[0] for hit in search(self, table, embedding, int(k))]
 
@@ -107,7 +107,7 @@ class Store:
     def index(self, table: str) -> LoadedIndex | None:
         """The table's FAISS index (loaded once, brought up to date with new parts), or None."""
         if table not in self._indexes:
-            from .index import open_index
+            from artlens.store.index import open_index
 
             self._indexes[table] = open_index(self.layout.root, table, self.entry(table).dim)
         return self._indexes[table]
@@ -115,7 +115,7 @@ class Store:
     def neighbors(self, table: str, key: str | None = None, vector=None, k: int = 10,
                   where: str | None = None) -> pa.Table:
         """The k rows nearest to a row (`key`, itself excluded) or to a vector, best first, with metadata."""
-        from .neighbors import neighbors_table, query_vector, search
+        from artlens.store.neighbors import neighbors_table, query_vector, search
 
         if (key is None) == (vector is None):
             raise StoreError("give exactly one of key= or vector=")

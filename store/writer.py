@@ -15,9 +15,9 @@ from typing import Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from .catalog import Catalog, CatalogError, TableEntry
-from .layout import StoreLayout
-from .parts import failures_table, rows_to_table, write_atomic
+from artlens.store.catalog import Catalog, CatalogError, TableEntry
+from artlens.store.layout import StoreLayout
+from artlens.store.parts import failures_table, rows_to_table, write_atomic
 
 CONFLICTS_KEY = "artlens.conflicts"
 

@@ -11,12 +11,13 @@ import pytest
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
-TINY_MODEL = str(TESTS / "models" / "artlens-tiny-vit.json")
+FIXTURES = TESTS / "fixtures"
+TINY_MODEL = str(FIXTURES / "models" / "artlens-tiny-vit.json")
 SHARED = REPO.parent / "shared" / "data"
 PAINTINGS = SHARED / "paintings"
 AI_PASTICHE_NGA = SHARED / "ai-pastiche-nga"
 
-sys.path.insert(0, str(TESTS))  # for `import imagefactory`
+sys.path.insert(0, str(FIXTURES))  # for `import imagefactory` and the other kits in tests/fixtures/
 
 
 def require(path: Path) -> Path:
@@ -34,7 +35,7 @@ def paintings() -> Path:
 def shared_store(tmp_path_factory):
     """A store with the shared AI-Pastiche and NGA embeddings imported (`ai_pastiche`, `ngd`), made once per
     session; probe tests read it only (they call `probe.run`, which saves nothing)."""
-    from pipeline.importer import ImportConfig, run_import
+    from artlens.pipeline.importer import ImportConfig, run_import
 
     data = require(AI_PASTICHE_NGA)
     root = tmp_path_factory.mktemp("shared-store") / "store"
@@ -51,8 +52,8 @@ def labelled_store(tmp_path_factory):
     `art` (tests/deformfactory.py) (used by the probe conformance and runner tests)."""
     import numpy as np
 
-    from store.catalog import TableEntry
-    from store.writer import TableWriter
+    from artlens.store.catalog import TableEntry
+    from artlens.store.writer import TableWriter
 
     root = tmp_path_factory.mktemp("probe-store")
     rng = np.random.default_rng(0)
@@ -84,8 +85,8 @@ def labelled_store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model():
     """The tiny open_clip ViT with seeded random weights, loaded once for the session (fp32, CPU)."""
-    from pipeline.config import ModelSpec
-    from pipeline.model import load_model
+    from artlens.pipeline.models.spec import ModelSpec
+    from artlens.pipeline.models.load import load_model
 
     return load_model(ModelSpec(model=TINY_MODEL, pretrained="random", device="cpu", seed=0))
 
@@ -108,8 +109,9 @@ def meta(**fields) -> bytes:
 @pytest.fixture
 def extract(tmp_path, tiny_model):
     """Run an extraction in-process with the tiny model: extract(shards, table='t', **config)."""
-    from pipeline.config import ExtractConfig, ModelSpec
-    from pipeline.extract import run_extract
+    from artlens.pipeline.extract.config import ExtractConfig
+    from artlens.pipeline.models.spec import ModelSpec
+    from artlens.pipeline.extract.run import run_extract
 
     def run(shards, table="t", store=None, **kwargs):
         kwargs.setdefault("workers", 0)

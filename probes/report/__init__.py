@@ -6,6 +6,6 @@
 Modules: `sections` (which perception section a result belongs to, titles, number formats), `figures` and
 `bars` (PNG figures), `model` (the report as formatted data), `render` (HTML and Markdown), `build`.
 """
-from .build import ReportError, write_report
+from artlens.probes.report.build import ReportError, write_report
 
 __all__ = ["ReportError", "write_report"]

@@ -6,8 +6,8 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
-from .figures import BASELINE_COLOR, PALETTE, Drawn, clamp, new_figure, short
-from .sections import metric_parts
+from artlens.probes.report.figures import BASELINE_COLOR, PALETTE, Drawn, clamp, new_figure, short
+from artlens.probes.report.sections import metric_parts
 
 #: Per-class score shown in the bar chart: the first of these a class has.
 PER_CLASS_KEYS = ("f1", "purity", "auc", "AUC", "roc_auc", "accuracy", "recall", "value")

@@ -5,12 +5,12 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-import store
+from artlens import store
 
-from .figures import draw_figures
-from .model import Header, build_entry, group_sections, tables_table
-from .render import render_html, render_markdown
-from .sections import result_names
+from artlens.probes.report.figures import draw_figures
+from artlens.probes.report.model import Header, build_entry, group_sections, tables_table
+from artlens.probes.report.render import render_html, render_markdown
+from artlens.probes.report.sections import result_names
 
 FIGURES_DIR = "figures"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .figures import PALETTE, Drawn, _keyed, new_figure, suffix_of
+from artlens.probes.report.figures import PALETTE, Drawn, _keyed, new_figure, suffix_of
 
 #: Thin lines for each item only while they stay readable; beyond, the mean and a 10–90% band.
 MAX_LINES = 25

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .figures import BASELINE_COLOR, PALETTE, Drawn, new_figure, short
+from artlens.probes.report.figures import BASELINE_COLOR, PALETTE, Drawn, new_figure, short
 
 #: (grid key, y label, what its baseline is, caption); the figure suffix is `deformation-<grid key>`
 CURVES = (

@@ -179,9 +179,9 @@ def _scatter(value: dict, xlabel: str, ylabel: str) -> Figure:
 
 # ------------------------------------------------------------------ registry and files
 def _builders() -> tuple[Callable[[dict], list[Drawn]], ...]:
-    from .bars import forest_figures, lift_figures, per_class_figures
-    from .curves import curve_figures
-    from .deformfigures import deformation_figures
+    from artlens.probes.report.bars import forest_figures, lift_figures, per_class_figures
+    from artlens.probes.report.curves import curve_figures
+    from artlens.probes.report.deformfigures import deformation_figures
 
     return (forest_figures, lift_figures, confusion_figures, per_class_figures, pca_figures, scatter_figures,
             curve_figures, deformation_figures)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .figures import FigureRef
-from .sections import SECTIONS, config_line, fmt, fmt_ci, fmt_n, fmt_p, metric_parts, section_of, title_of
+from artlens.probes.report.figures import FigureRef
+from artlens.probes.report.sections import SECTIONS, config_line, fmt, fmt_ci, fmt_n, fmt_p, metric_parts, section_of, title_of
 
 METRIC_HEADER = ("metric", "value", "95% CI", "baseline", "n")
 #: At most this many items of a list or mapping in a details note; longer ones are left to results.json.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from .model import Entry, Header, Section, Table
+from artlens.probes.report.model import Entry, Header, Section, Table
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1120px;margin:2em auto;

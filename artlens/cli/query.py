@@ -1,0 +1,92 @@
+"""`artlens sql`, `artlens index` and `artlens neighbors`: reading a store."""
+from __future__ import annotations
+
+import argparse
+
+
+# ------------------------------------------------------------------ sql
+def sql_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("query")
+    p.add_argument("--store", required=True)
+    p.add_argument("--format", default="table", choices=["table", "csv", "json", "parquet"])
+    p.add_argument("--out", help="write to FILE instead of standard output")
+
+
+def sql_run(a: argparse.Namespace) -> int:
+    from artlens import store
+
+    from artlens.cli.output import write_result
+
+    with store.open(a.store) as s:
+        write_result(s.sql(a.query), a.format, a.out)
+    return 0
+
+
+# ------------------------------------------------------------------ index
+def index_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--kind", default="auto", help="auto, flat, hnsw, ivfpq, or any FAISS factory string")
+    p.add_argument("--max-memory", default="4G", help="memory budget for the index (auto chooses by it)")
+    p.add_argument("--recall-queries", type=int, default=1000, help="queries for the recall measurement")
+    p.add_argument("--target-recall", type=float, default=0.95, help="10-recall@10 the search is tuned to")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def index_run(a: argparse.Namespace) -> int:
+    from artlens.store.index import build_index
+
+    e = build_index(a.store, a.table, kind=a.kind, max_memory=a.max_memory, recall_queries=a.recall_queries,
+                    target_recall=a.target_recall, progress=not a.no_progress)
+    recall = "n/a" if e.recall_at_10 is None else f"{e.recall_at_10:.4f}"
+    print(f"index of {a.table}: {e.kind} ({e.factory}), {e.rows:,} rows, built in {e.build_s:.1f} s, "
+          f"{e.memory_bytes / 2**20:.1f} MiB, search {e.params}")
+    print(f"10-recall@10 against exact search on {e.recall_queries} sampled queries: {recall}")
+    return 0
+
+
+# ------------------------------------------------------------------ neighbors
+def neighbors_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", required=True)
+    p.add_argument("--table", required=True)
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--key", help="a row of the table (excluded from its own results)")
+    query.add_argument("--text", help="words, encoded with the table's own model")
+    query.add_argument("--image", help="an image file, encoded with the table's own model")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--where", help="SQL filter on the table's columns, e.g. \"style = 'Baroque'\"")
+    p.add_argument("--format", default="table", choices=["table", "csv", "json", "parquet"])
+    p.add_argument("--out")
+    p.add_argument("--device", default="auto")
+
+
+def query_vector(a: argparse.Namespace, entry):
+    from artlens.pipeline.models.load import load_for_table
+
+    loaded = load_for_table(entry, a.device)
+    if a.text is not None:
+        from artlens.pipeline.texts import encode_texts
+
+        return encode_texts(loaded, [a.text])[0]
+    from pathlib import Path
+
+    from artlens.pipeline.imaging.decode import decode_image
+
+    image = decode_image(Path(a.image).read_bytes())
+    return loaded.embed(loaded.preprocess(image)[None])[0]
+
+
+def neighbors_run(a: argparse.Namespace) -> int:
+    from artlens import store
+
+    from artlens.cli.output import write_result
+
+    if a.k < 1:
+        raise ValueError("-k must be at least 1")
+    with store.open(a.store) as s:
+        if a.key is not None:
+            result = s.neighbors(a.table, key=a.key, k=a.k, where=a.where)
+        else:
+            result = s.neighbors(a.table, vector=query_vector(a, s.entry(a.table)), k=a.k, where=a.where)
+        write_result(result, a.format, a.out)
+    return 0

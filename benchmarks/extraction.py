@@ -1,0 +1,236 @@
+"""`make bench`: extraction throughput. Prints a table and writes JSON.
+
+In one run: a synthetic corpus of JPEG paintings (benchmarks/jpeg_corpus.py, 512–1024 px), then for each model
+  1. forward-only ceiling: the model on uint8 batches already on the device (normalisation included),
+  2. end to end with `--decode gpu` (nvJPEG in the main process's decode threads) — only on CUDA,
+  3. end to end with `--decode cpu`: Pillow decode and resize in DataLoader workers, clip-retrieval's way.
+End-to-end rates are reported twice: over the whole run (worker spawn and the first batch's decode
+included) and at steady state (from the first batch to the last commit), which is what a long run sees.
+Before a model's measured end-to-end runs, one unmeasured extraction of a few shards (`--warmup-shards`)
+lets the CUDA caching allocator, cuBLAS and the JPEG decoders reach their working sizes, as the forward-only
+measurement warms up first: on a 20,000-image corpus each end-to-end run lasts seconds, and the first one
+in a process had decoder calls twice as long as the later ones (docs/performance.md).
+
+    python -m benchmarks.extraction --n 20000 --models ViT-B-32,ViT-L-14      # on a CUDA machine
+    python -m benchmarks.extraction --small                                   # CPU, tiny model, a few images
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.jpeg_corpus import CorpusSpec, write_bench_corpus
+from artlens.pipeline.extract.config import ExtractConfig
+from artlens.pipeline.models.spec import ModelSpec
+from artlens.pipeline.imaging.gpu.stage import claim_hardware_queues
+from artlens.pipeline.extract.run import decode_device, prepared_batches, run_extract, workers_for
+from artlens.pipeline.models.load import LoadedModel, device_default, load_model
+from artlens.pipeline.shards.spec import expand_shards
+
+TINY = str(Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "models" / "artlens-tiny-vit.json")
+
+
+def forward_only(model: LoadedModel, batch_size: int, seconds: float) -> dict:
+    """Images per second of `embed_on_device` on a uint8 batch that is already on the device."""
+    size = _input_size(model)
+    pixels = torch.randint(0, 256, (batch_size, 3, *size), dtype=torch.uint8, device=model.device)
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+    for _ in range(3):
+        model.embed_on_device(pixels)
+    sync()
+    start, batches = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds or batches < 3:
+        model.embed_on_device(pixels)
+        batches += 1
+        if batches % 4 == 0:
+            sync()
+    sync()
+    elapsed = time.perf_counter() - start
+    return {"img_s": round(batches * batch_size / elapsed, 1), "batches": batches, "seconds": round(elapsed, 2)}
+
+
+def _input_size(model: LoadedModel) -> tuple[int, int]:
+    size = model.model.visual.image_size
+    return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+
+def end_to_end(model: LoadedModel, corpus: Path, store: Path, decode: str, batch_size: int,
+               workers: int | None, decode_threads: int = 2, jpeg_decoder: str = "auto",
+               shards: int | None = None) -> dict:
+    """`artlens extract` of the corpus (or of its first `shards` shards) into a fresh store."""
+    shutil.rmtree(store, ignore_errors=True)
+    only = tuple(expand_shards(str(corpus))[:shards]) if shards else ()
+    cfg = ExtractConfig(shards=str(corpus), store=str(store), table="bench", batch_size=batch_size,
+                        workers=workers, decode=decode, decode_threads=decode_threads, jpeg_decoder=jpeg_decoder,
+                        only=only, progress=False)
+    summary = run_extract(cfg, loaded=model)
+    steady = summary.images / max(summary.elapsed_s - summary.startup_s, 1e-9)
+    shutil.rmtree(store, ignore_errors=True)
+    return {"img_s": round(summary.images_per_s, 1), "steady_img_s": round(steady, 1),
+            "images": summary.images, "failures": summary.failures, "gpu_decoded": summary.gpu_decoded,
+            "seconds": round(summary.elapsed_s, 2), "startup_s": round(summary.startup_s, 2),
+            "workers": workers_for(cfg, decode == "gpu"), "decode_threads": decode_threads,
+            "gpu_decoded_share": round(summary.gpu_decoded / max(summary.images, 1), 3)}
+
+
+def decode_only(model: LoadedModel, corpus: Path, decode: str, batch_size: int, workers: int | None,
+                decode_threads: int = 2, jpeg_decoder: str = "auto") -> dict:
+    """The input side alone: shards → pixels on the device, no model (where the time goes)."""
+    cfg = ExtractConfig(shards=str(corpus), store="-", table="bench", batch_size=batch_size, workers=workers,
+                        decode=decode, decode_threads=decode_threads, jpeg_decoder=jpeg_decoder, progress=False)
+    gpu = decode_device(cfg, [model])
+    start, first, images = time.perf_counter(), None, 0
+    for batch in prepared_batches(cfg, expand_shards(str(corpus)), [model.plan], model.device, gpu):
+        first = first or time.perf_counter()
+        if batch.pixels is not None:
+            batch.pixels[0].to(model.device, non_blocking=True)
+            images += len(batch.rows)
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+    end = time.perf_counter()
+    return {"img_s": round(images / (end - start), 1), "steady_img_s": round(images / (end - first), 1),
+            "images": images, "workers": workers_for(cfg, gpu is not None)}
+
+
+def ensure_corpus(path: Path, spec: CorpusSpec, processes: int) -> float:
+    """Build the corpus unless `path` already holds one made from the same spec; seconds spent."""
+    manifest = path / "manifest.json"
+    if manifest.is_file() and json.loads(manifest.read_text()).get("source") == f"artlens-bench-corpus({spec})":
+        return 0.0
+    shutil.rmtree(path, ignore_errors=True)
+    start = time.perf_counter()
+    write_bench_corpus(str(path), spec, processes=processes, progress=False)
+    return time.perf_counter() - start
+
+
+def bench_model(name: str, pretrained: str, corpus: Path, work: Path, device: str, batch_size: int | None,
+                workers: int | None, seconds: float, threads: list[int], decoders: list[str],
+                warmup_shards: int = 2) -> dict:
+    model = load_model(ModelSpec(model=name, pretrained=pretrained, precision="auto", device=device))
+    batch = batch_size or device_default(model.device, "batch_size")
+    row = {"model": Path(name).stem if name.endswith(".json") else name, "device": str(model.device),
+           "precision": model.precision, "batch_size": batch,
+           "forward_only": forward_only(model, batch, seconds)}
+    decodes = ("gpu", "cpu") if model.device.type == "cuda" else ("cpu",)
+    for decode in decodes:
+        variants = [(t, d) for d in decoders for t in threads] if decode == "gpu" else [(threads[0], "auto")]
+        only = [{**decode_only(model, corpus, decode, batch, workers, threads[0], d), "jpeg_decoder": d}
+                for d in dict.fromkeys(d for _, d in variants)]
+        row[f"decode_only_{decode}"] = max(only, key=lambda r: r["steady_img_s"])
+        if warmup_shards:
+            warm = end_to_end(model, corpus, work / "store", decode, batch, workers, *variants[0], warmup_shards)
+            row[f"warmup_{decode}_decode"] = {k: warm[k] for k in ("images", "seconds")}
+        runs = [{**end_to_end(model, corpus, work / "store", decode, batch, workers, t, d), "jpeg_decoder": d}
+                for t, d in variants]
+        row[f"e2e_{decode}_decode"] = max(runs, key=lambda r: r["steady_img_s"])
+        if len(runs) > 1:
+            row[f"decode_only_{decode}_variants"] = only
+            row[f"e2e_{decode}_decode_variants"] = [
+                {k: r[k] for k in ("jpeg_decoder", "decode_threads", "workers", "steady_img_s", "gpu_decoded_share")}
+                for r in runs]
+    ceiling = row["forward_only"]["img_s"]
+    best = row.get("e2e_gpu_decode", row["e2e_cpu_decode"])
+    row["ratios"] = {
+        "e2e_vs_forward_only": round(best["steady_img_s"] / ceiling, 3),
+        "e2e_vs_forward_only_whole_run": round(best["img_s"] / ceiling, 3),
+        "gpu_vs_cpu_decode": (round(row["e2e_gpu_decode"]["steady_img_s"] / row["e2e_cpu_decode"]["steady_img_s"], 2)
+                              if "e2e_gpu_decode" in row else None),
+    }
+    del model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return row
+
+
+def machine() -> dict:
+    info = {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+            "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda_device_max_connections"] = os.environ.get("CUDA_DEVICE_MAX_CONNECTIONS", "8 (CUDA's default)")
+    return info
+
+
+def print_table(result: dict) -> None:
+    spec = result["corpus"]
+    print(f"\n{spec['n']:,} JPEGs, longer side {spec['min_side']}–{spec['max_side']} px, "
+          f"mean {result['corpus_mean_kib']:.0f} KiB; {result['machine'].get('gpu', 'CPU')}, "
+          f"{result['machine']['cpus']} CPUs")
+    head = (f"{'model':<22} {'prec':<5} {'batch':>5} {'forward-only':>12} {'GPU dec only':>12} {'e2e GPU dec':>11} "
+            f"{'CPU dec only':>12} {'e2e CPU dec':>11} {'e2e/fwd':>7} {'GPU/CPU':>7}")
+    print(head)
+    print("-" * len(head))
+    for r in result["results"]:
+        gpu = r.get("e2e_gpu_decode", {}).get("steady_img_s", "")
+        gpu_only = r.get("decode_only_gpu", {}).get("steady_img_s", "")
+        ratio = r["ratios"]["gpu_vs_cpu_decode"]
+        print(f"{r['model']:<22} {r['precision']:<5} {r['batch_size']:>5} {r['forward_only']['img_s']:>12,.0f} "
+              f"{gpu_only if gpu_only == '' else f'{gpu_only:,.0f}':>12} {gpu if gpu == '' else f'{gpu:,.0f}':>11} "
+              f"{r['decode_only_cpu']['steady_img_s']:>12,.0f} {r['e2e_cpu_decode']['steady_img_s']:>11,.0f} "
+              f"{r['ratios']['e2e_vs_forward_only']:>7.2f} {'' if ratio is None else f'{ratio:.2f}':>7}")
+    print("img/s; end-to-end at steady state (whole-run rates and startup seconds are in the JSON)")
+
+
+def run(a: argparse.Namespace) -> dict:
+    claim_hardware_queues()  # before the first model starts CUDA, as `artlens extract` does
+    spec = CorpusSpec(n=a.n, shard_size=a.shard_size, min_side=a.min_side, max_side=a.max_side,
+                      bases=min(240, a.n))
+    corpus, work = Path(a.corpus), Path(a.work)
+    corpus_s = ensure_corpus(corpus, spec, a.processes or os.cpu_count() or 1)
+    sizes = [p.stat().st_size for p in corpus.glob("*.tar")]
+    threads = [int(t) for t in str(a.decode_threads).split(",")]
+    results = [bench_model(m, a.pretrained, corpus, work, a.device, a.batch_size, a.workers, a.seconds, threads,
+                           a.jpeg_decoders.split(","), a.warmup_shards) for m in a.models.split(",")]
+    return {"corpus": spec.__dict__, "corpus_build_s": round(corpus_s, 1),
+            "corpus_mean_kib": sum(sizes) / max(spec.n, 1) / 1024, "machine": machine(), "results": results,
+            "command": "python -m benchmarks.extraction " + " ".join(a.argv)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.extraction", description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=20_000, help="corpus size (images)")
+    p.add_argument("--shard-size", type=int, default=500)
+    p.add_argument("--min-side", type=int, default=512)
+    p.add_argument("--max-side", type=int, default=1024)
+    p.add_argument("--models", default="ViT-B-32,ViT-L-14", help="comma-separated open_clip names or configs")
+    p.add_argument("--pretrained", default="random", help="weights (random: no download; speed is the same)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, help="default: the device's (512 on CUDA, 64 on CPU)")
+    p.add_argument("--workers", type=int, help="decode workers (default: CPU cores - 1)")
+    p.add_argument("--decode-threads", default="2",
+                   help="threads feeding nvJPEG; a list (2,4,8) runs each and reports the best")
+    p.add_argument("--jpeg-decoders", default="auto",
+                   help="GPU JPEG decoders to compare (auto, torchvision, nvimgcodec); the best is reported")
+    p.add_argument("--processes", type=int, help="processes making the corpus (default: all cores)")
+    p.add_argument("--seconds", type=float, default=5.0, help="duration of each forward-only measurement")
+    p.add_argument("--warmup-shards", type=int, default=2,
+                   help="shards extracted, unmeasured, before a model's end-to-end runs (0: none)")
+    p.add_argument("--corpus", default="bench-out/corpus", help="kept and reused when the spec is the same")
+    p.add_argument("--work", default="bench-out/work", help="scratch stores (deleted afterwards)")
+    p.add_argument("--out", default="bench-out/bench.json")
+    p.add_argument("--small", action="store_true",
+                   help="CPU-sized run: 96 images of 256–384 px, the tiny test model, 1 s forward-only")
+    argv = list(argv) if argv is not None else __import__("sys").argv[1:]
+    a = p.parse_args(argv)
+    a.argv = argv
+    if a.small:
+        a.n, a.min_side, a.max_side, a.shard_size, a.models, a.seconds = 96, 256, 384, 24, TINY, 1.0
+        a.workers = 2 if a.workers is None else a.workers
+    result = run(a)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print_table(result)
+    print(f"\nJSON: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

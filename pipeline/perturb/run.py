@@ -1,0 +1,202 @@
+"""`artlens perturb`: the paintings of a clean table under a suite of deformations, embedded with the clean
+table's own model into a linked table, one committed part per shard (a killed run resumes).
+
+The linked table (kind `deformation`, catalog `parent` = the clean table) has one row per painting ×
+deformation × severity 1..5: `key` (the clean row's key, so it joins to the clean table), `shard`,
+`deformation`, `severity`, `level` (the suite's parameter value), `ssim` (clean vs deformed, pixel space)
+and `embedding`. Its catalog `preprocess` names the suite and its digest, so a table only grows with the
+same deformations; `--overwrite` replaces it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from artlens import store
+from artlens.store.catalog import TableEntry
+from artlens.store.layout import StoreLayout
+from artlens.store.writer import TableWriter
+
+from artlens import __version__
+from artlens.pipeline.perturb.contactsheet import write_examples
+from artlens.pipeline.imaging.decode import DEFAULT_MAX_PIXELS
+from artlens.pipeline.perturb.suite import SEVERITIES, Suite, load_suite
+from artlens.pipeline.extract.run import EXIT_OK, EXIT_SOME_FAILED, expected_images
+from artlens.pipeline.models.load import LoadedModel, ModelError, load_for_table
+from artlens.pipeline.perturb.loader import PerturbBatch, PerturbJob, perturb_loader
+from artlens.pipeline.shards.spec import expand_shards
+
+
+class PerturbError(ValueError):
+    """Input `artlens perturb` refuses (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class PerturbConfig:
+    shards: str
+    store: str
+    table: str                           # the clean table (made by `artlens extract` from these shards)
+    suite: str = "default"               # a bundled suite name or a YAML path
+    out_table: str | None = None         # default: <table>_deformed
+    deformations: tuple[str, ...] = ()   # a subset of the suite (empty: all)
+    save_examples: int = 0               # contact sheets for this many paintings
+    examples_dir: str | None = None      # default: the store's results/examples/<out_table>/
+    batch_size: int = 64
+    device: str = "auto"
+    workers: int = 2
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    cache_dir: str | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name, value, least in (("--batch-size", self.batch_size, 1), ("--workers", self.workers, 0),
+                                   ("--save-examples", self.save_examples, 0), ("--max-pixels", self.max_pixels, 1)):
+            if value < least:
+                raise ValueError(f"{name} must be at least {least}, got {value}")
+        if self.output == self.table:
+            raise ValueError(f"--out-table must differ from --table ({self.table!r})")
+
+    @property
+    def output(self) -> str:
+        return self.out_table or f"{self.table}_deformed"
+
+
+@dataclass
+class PerturbSummary:
+    table: str
+    deformations: int = 0
+    shards: int = 0
+    shards_skipped: int = 0
+    shards_committed: int = 0
+    shards_unreadable: int = 0
+    images: int = 0                      # deformed images embedded
+    paintings: int = 0                   # clean paintings they came from
+    not_in_table: int = 0                # decoded samples that are not rows of the clean table
+    failures: int = 0
+    elapsed_s: float = 0.0
+    table_rows: int = 0
+    examples: list[Path] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SOME_FAILED if (self.failures or self.shards_unreadable) else EXIT_OK
+
+    def lines(self) -> list[str]:
+        rate = self.images / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        out = [f"table {self.table}: {self.images} deformed images of {self.paintings} paintings "
+               f"({self.deformations} deformations x {len(SEVERITIES)} severities) embedded, {self.failures} failed, "
+               f"{rate:.1f} img/s, {self.elapsed_s:.1f} s elapsed",
+               f"shards: {self.shards} total, {self.shards_committed} committed now, {self.shards_skipped} already "
+               f"done (resumed), {self.shards_unreadable} unreadable (retried next run)",
+               f"table now holds {self.table_rows} rows"]
+        if self.not_in_table:
+            out.append(f"{self.not_in_table} samples of the shards are not rows of the clean table (skipped)")
+        if self.examples:
+            out.append(f"{len(self.examples)} contact sheet(s) in {self.examples[0].parent}")
+        if self.failures:
+            out.append("failed samples: artlens sql --store STORE \"SELECT * FROM failures\"")
+        return out
+
+
+def deformation_entry(cfg: PerturbConfig, clean: TableEntry, suite: Suite) -> TableEntry:
+    return TableEntry(
+        name=cfg.output, kind="deformation", parent=clean.name, model=clean.model, model_ref=clean.model_ref,
+        pretrained=clean.pretrained, checkpoint_sha256=clean.checkpoint_sha256,
+        preprocess=f"{suite.describe()}, then: {clean.preprocess}", dim=clean.dim, dtype=clean.dtype,
+        source=cfg.shards, artlens_version=__version__)
+
+
+def _clean_table(cfg: PerturbConfig) -> tuple[TableEntry, frozenset[str]]:
+    with store.open(cfg.store) as s:
+        entry = s.entry(cfg.table)
+        if entry.kind != "image" or entry.parent:
+            raise PerturbError(f"table {cfg.table!r} is a {entry.kind!r} table; perturb needs the image table "
+                               "that `artlens extract` made from these shards")
+        keys = frozenset(s.sql(f'SELECT key FROM "{cfg.table}"').column("key").to_pylist())
+    if not keys:
+        raise PerturbError(f"table {cfg.table!r} has no rows to deform")
+    return entry, keys
+
+
+def _check_model(loaded: LoadedModel, clean: TableEntry) -> LoadedModel:
+    made = {"model": clean.model, "pretrained": clean.pretrained, "dim": clean.dim}
+    have = {"model": loaded.name, "pretrained": loaded.weights.label, "dim": loaded.dim}
+    if made != have:
+        raise ModelError(f"the model given ({have}) is not the one table {clean.name!r} was made with ({made})")
+    return loaded
+
+
+@dataclass
+class _Shard:
+    """What a shard has produced so far: rows, their embeddings, failure rows."""
+    rows: list[dict] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+
+
+def _consume(batch: PerturbBatch, pending: dict[str, _Shard], loaded: LoadedModel, writer: TableWriter,
+             summary: PerturbSummary) -> None:
+    """Embed a batch; at its shard's last batch, commit the shard's rows and failures together."""
+    acc = pending.setdefault(batch.shard, _Shard())
+    if batch.pixels is not None:
+        acc.rows.extend(batch.rows)
+        acc.vectors.append(loaded.embed(batch.pixels))
+    acc.failures.extend(f.as_row() for f in batch.failures)
+    summary.images, summary.failures = summary.images + len(batch.rows), summary.failures + len(batch.failures)
+    summary.not_in_table += batch.skipped
+    if not batch.last:
+        return
+    del pending[batch.shard]
+    if not batch.commit:  # the shard could not be read: its failures are kept, the shard is retried next run
+        writer.record_failures(batch.shard, acc.failures)
+        summary.shards_unreadable += 1
+        return
+    vectors = np.concatenate(acc.vectors) if acc.vectors else np.zeros((0, loaded.dim), np.float32)
+    writer.commit(batch.shard, acc.rows, vectors, acc.failures)
+    summary.shards_committed += 1
+
+
+def _embed_shards(todo: list[str], job: PerturbJob, loaded: LoadedModel, writer: TableWriter,
+                  summary: PerturbSummary, cfg: PerturbConfig) -> None:
+    """Deform, embed and commit every shard in `todo`, with a progress bar over deformed images."""
+    expected = expected_images(todo)
+    per_image = len(job.suite.deformations) * len(SEVERITIES)
+    bar = tqdm(total=None if expected is None else expected * per_image, unit="img",
+               desc=f"perturb {cfg.output}", disable=not cfg.progress, smoothing=0.1)
+    pending: dict[str, _Shard] = {}
+    paintings: set[tuple[str, str]] = set()
+    with bar:
+        for batch in perturb_loader(todo, job, cfg.workers, pin_memory=loaded.device.type == "cuda"):
+            _consume(batch, pending, loaded, writer, summary)
+            paintings.update((batch.shard, row["key"]) for row in batch.rows)
+            summary.paintings = len(paintings)
+            bar.update(len(batch.rows))
+            bar.set_postfix(failed=summary.failures, shards=f"{summary.shards_committed}/{len(todo)}")
+
+
+def run_perturb(cfg: PerturbConfig, loaded: LoadedModel | None = None) -> PerturbSummary:
+    suite = load_suite(cfg.suite).select(cfg.deformations)
+    urls = expand_shards(cfg.shards)
+    clean, keys = _clean_table(cfg)
+    loaded = _check_model(loaded or load_for_table(clean, cfg.device, cfg.cache_dir), clean)
+    writer = TableWriter(cfg.store, deformation_entry(cfg, clean, suite), overwrite=cfg.overwrite)
+    todo = [u for u in urls if not writer.is_done(u)]
+    summary = PerturbSummary(table=cfg.output, deformations=len(suite.deformations), shards=len(urls),
+                             shards_skipped=len(urls) - len(todo))
+    start = time.perf_counter()
+    if todo:
+        _embed_shards(todo, PerturbJob(suite, loaded.preprocess, keys, cfg.max_pixels, cfg.batch_size), loaded,
+                      writer, summary, cfg)
+    summary.elapsed_s = time.perf_counter() - start
+    if cfg.save_examples:
+        folder = Path(cfg.examples_dir) if cfg.examples_dir else StoreLayout.at(cfg.store).examples_dir(cfg.output)
+        summary.examples = write_examples(cfg.shards, keys, suite, cfg.save_examples, folder, cfg.max_pixels)
+        if not cfg.examples_dir:
+            StoreLayout.at(cfg.store).push(*map(Path, summary.examples))
+    summary.table_rows = writer.finish().rows
+    return summary

@@ -1,0 +1,209 @@
+"""Where paintings come from before they are sharded: a registry of source readers.
+
+Each source checks its arguments when called (so a bad path or metadata file is reported before any
+output is made) and returns an iterator of SourceItem(source_path, data, meta); a `data` of None with an
+`error` marks an item that could not be read, which the shard writer reports in the manifest.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from artlens.pipeline.shards.config import ShardsConfig
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+JOIN_COLUMNS = ("source_path", "path", "relative_path", "file", "filename", "file_name", "image", "name")
+
+
+class SourceError(ValueError):
+    pass
+
+
+@dataclass
+class SourceItem:
+    source_path: str
+    data: bytes | None
+    meta: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+# ---------------------------------------------------------------- metadata files
+def read_metadata_rows(path: str) -> list[dict]:
+    """Rows of a CSV (with header) or JSONL file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SourceError(f"metadata file {path} does not exist")
+    if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        rows = []
+        for n, line in enumerate(p.read_text(encoding="utf-8-sig").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise SourceError(f"{path}:{n}: invalid JSON line: {exc}") from exc
+        return rows
+    with open(p, newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheet exports start with a BOM
+        return list(csv.DictReader(fh))
+
+
+def metadata_index(rows: list[dict], path: str) -> tuple[str, dict[str, dict]]:
+    """Index metadata rows by their join column (the first of JOIN_COLUMNS present)."""
+    if not rows:
+        return "", {}
+    column = next((c for c in JOIN_COLUMNS if c in rows[0]), None)
+    if column is None:
+        raise SourceError(f"metadata {path} needs one of the columns {JOIN_COLUMNS} to join on; "
+                          f"found {list(rows[0])}")
+    index = {}
+    for row in rows:
+        ref = str(row[column]).replace("\\", "/")
+        ref = ref[2:] if ref.startswith("./") else ref
+        index[ref] = {k: v for k, v in row.items() if k != column}
+    return column, index
+
+
+# ---------------------------------------------------------------- sources
+def folder_source(cfg: ShardsConfig) -> Iterator[SourceItem]:
+    root = Path(cfg.source)
+    if not root.is_dir():
+        raise SourceError(f"{cfg.source} is not a directory")
+    index: dict[str, dict] = {}
+    if cfg.metadata:
+        _, index = metadata_index(read_metadata_rows(cfg.metadata), cfg.metadata)
+    return _folder_items(root, index)
+
+
+def _folder_items(root: Path, index: dict[str, dict]) -> Iterator[SourceItem]:
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        rel = path.relative_to(root).as_posix()
+        meta = index.get(rel, index.get(path.name, {}))
+        yield _read_file(path, rel, meta)
+
+
+def _read_file(path: Path, rel: str, meta: dict) -> SourceItem:
+    try:
+        return SourceItem(rel, path.read_bytes(), dict(meta))
+    except OSError as exc:
+        return SourceItem(rel, None, dict(meta), error=f"cannot read file: {exc}")
+
+
+def _wikiart_classes(class_file: str) -> dict[str, str]:
+    classes = {}
+    for n, line in enumerate(Path(class_file).read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            idx, _, name = line.strip().partition(" ")
+            if not name:
+                raise SourceError(f"{class_file}:{n}: expected 'index Name', got {line!r}")
+            classes[idx] = name.strip()
+    return classes
+
+
+def wikiart_source(cfg: ShardsConfig) -> Iterator[SourceItem]:
+    """WikiArt as distributed with ArtGAN: SRC is the image root, --metadata a headerless split CSV of
+    `relative/path.jpg,class_idx`, --class-file the `idx Name` lines (label column named after it)."""
+    if not cfg.metadata or not cfg.class_file:
+        raise SourceError("--format wikiart needs --metadata SPLIT.csv and --class-file CLASS.txt "
+                          "(e.g. style_train.csv and style_class.txt from ArtGAN's WikiArt)")
+    for option, path in (("--metadata", cfg.metadata), ("--class-file", cfg.class_file)):
+        if not Path(path).is_file():
+            raise SourceError(f"{option} file {path} does not exist")
+    if not Path(cfg.source).is_dir():
+        raise SourceError(f"{cfg.source} is not a directory (the WikiArt image root)")
+    classes = _wikiart_classes(cfg.class_file)
+    return _wikiart_items(cfg, classes)
+
+
+def _wikiart_items(cfg: ShardsConfig, classes: dict[str, str]) -> Iterator[SourceItem]:
+    label = Path(cfg.class_file).stem.replace("_class", "") or "label"
+    split = Path(cfg.metadata).stem
+    root = Path(cfg.source)
+    with open(cfg.metadata, newline="", encoding="utf-8") as fh:
+        for n, row in enumerate(csv.reader(fh), 1):
+            if not row:
+                continue
+            if len(row) != 2 or row[1].strip() not in classes:
+                yield SourceItem(f"{cfg.metadata}:{n}", None, error=f"bad split line {row!r}")
+                continue
+            rel, idx = row[0].strip(), row[1].strip()
+            artist, _, title = Path(rel).stem.partition("_")
+            meta = {label: classes[idx], f"{label}_idx": int(idx), "split": split,
+                    "artist": artist, "title": title, "folder": Path(rel).parent.as_posix()}
+            yield _read_file(root / rel, rel, meta)
+
+
+def _image_column(schema: pa.Schema, wanted: str | None) -> str:
+    if wanted:
+        if wanted not in schema.names:
+            raise SourceError(f"--image-column {wanted!r} not in the table's columns {schema.names}")
+        return wanted
+    for fld in schema:
+        if pa.types.is_binary(fld.type) or pa.types.is_large_binary(fld.type):
+            return fld.name
+        if pa.types.is_struct(fld.type) and "bytes" in [f.name for f in fld.type]:
+            return fld.name
+    raise SourceError(f"no image column (binary, or struct with 'bytes') among {schema.names}; "
+                      "name it with --image-column")
+
+
+def parquet_source(cfg: ShardsConfig) -> Iterator[SourceItem]:
+    """A Parquet table whose image column holds bytes (Hugging Face exports: struct {bytes, path})."""
+    files = sorted(Path(cfg.source).glob("*.parquet")) if Path(cfg.source).is_dir() else [Path(cfg.source)]
+    if not files or not all(f.is_file() for f in files):
+        raise SourceError(f"no Parquet file at {cfg.source}")
+    columns = {}
+    for file in files:
+        try:
+            schema = pq.read_schema(file)
+        except (pa.ArrowException, OSError) as exc:
+            raise SourceError(f"{file} is not a readable Parquet file: {exc}") from exc
+        columns[file] = _image_column(schema, cfg.image_column)
+    return _parquet_items(columns)
+
+
+def _parquet_items(columns: dict[Path, str]) -> Iterator[SourceItem]:
+    for file, column in columns.items():
+        pf = pq.ParquetFile(file)
+        row_number = 0
+        for batch in pf.iter_batches(batch_size=256):
+            for row in batch.to_pylist():
+                yield _parquet_item(row, column, f"{file.name}#{row_number}")
+                row_number += 1
+
+
+def _parquet_item(row: dict, column: str, fallback: str) -> SourceItem:
+    cell = row.pop(column)
+    path = None
+    if isinstance(cell, dict):
+        cell, path = cell.get("bytes"), cell.get("path")
+    meta = {k: v for k, v in row.items() if not k.startswith("__index_level")}
+    source_path = path or fallback
+    if not cell:
+        return SourceItem(source_path, None, meta, error="image cell is empty or null")
+    return SourceItem(source_path, bytes(cell), meta)
+
+
+SOURCES: dict[str, Callable[[ShardsConfig], Iterator[SourceItem]]] = {
+    "folder": folder_source,
+    "wikiart": wikiart_source,
+    "parquet": parquet_source,
+}
+
+
+def get_source(name: str) -> Callable[[ShardsConfig], Iterator[SourceItem]]:
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise SourceError(f"unknown --format {name!r}; choose from {sorted(SOURCES)}") from None
+
+
+def source_for(cfg: ShardsConfig) -> Iterator[SourceItem]:
+    if cfg.format == "folder" and Path(cfg.source).is_file() and cfg.source.endswith(".parquet"):
+        raise SourceError(f"{cfg.source} is a Parquet file: add --format parquet")
+    return get_source(cfg.format)(cfg)
+

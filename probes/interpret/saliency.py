@@ -1,0 +1,114 @@
+"""`artlens saliency`: a heatmap over the painting of what drives its image–text score (the cosine of the
+normalised image and text embeddings), from a registry of documented methods:
+
+- `ig`: Integrated Gradients (Sundararajan, Taly & Yan 2017) via captum, on the view pixels (`ig.py`);
+- `rollout`: gradient-weighted attention rollout for ViT CLIP (Chefer, Gur & Wolf 2021) (`rollout.py`).
+
+Writes FILE.png (the map over the region the model sees: open_clip's resize + center crop) and FILE.json
+beside it (score, method and citation, steps, convergence delta, model, weights, image sha256).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from artlens.pipeline.models.load import LoadedModel
+from artlens.probes.interpret import ig, rollout
+from artlens.probes.interpret.heatmap import save_overlay
+from artlens.probes.interpret.source import ModelSource, describe
+from artlens.probes.interpret.view import ClipScore, read_image, to_numpy_image
+
+
+@dataclass(frozen=True)
+class SaliencyMap:
+    values: np.ndarray            # (H, W) over the view
+    signed: bool                  # attributions (±) or a relevance ≥ 0
+    score: float                  # cosine of the image and text embeddings
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SaliencyConfig:
+    image: str
+    text: str
+    out: str                      # FILE.png; the sidecar is FILE.json
+    source: ModelSource
+    method: str = "ig"
+    steps: int = 50               # ig: points on the path from the baseline
+    baseline: str = "black"       # ig: see ig.BASELINES
+    batch_size: int = 16          # ig: path points per forward pass
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown --method {self.method!r}; methods: {', '.join(METHODS)}")
+        if self.baseline not in ig.BASELINES:
+            raise ValueError(f"unknown --baseline {self.baseline!r}; baselines: {', '.join(ig.BASELINES)}")
+        if self.steps < 2 or self.batch_size < 1:
+            raise ValueError(f"--steps must be at least 2 and --batch-size at least 1, got {self.steps}, "
+                             f"{self.batch_size}")
+        if Path(self.out).suffix.lower() != ".png":
+            raise ValueError(f"--out must name a .png file, got {self.out}")
+        if not self.text.strip():
+            raise ValueError("--text must not be empty")
+
+
+def _integrated_gradients(scorer: ClipScore, view: torch.Tensor, cfg: SaliencyConfig) -> SaliencyMap:
+    found = ig.integrated_gradients(scorer, view, cfg.steps, cfg.baseline, cfg.batch_size)
+    values = found.attributions.sum(dim=0).numpy()
+    score, start = scorer.score(view), scorer.score(found.baseline)
+    return SaliencyMap(values, True, score, {
+        "steps": cfg.steps, "baseline": cfg.baseline, "baseline_score": start,
+        "attribution_sum": float(found.attributions.sum()), "convergence_delta": found.delta})
+
+
+def _rollout(scorer: ClipScore, view: torch.Tensor, cfg: SaliencyConfig) -> SaliencyMap:
+    heat, score = rollout.rollout(scorer, view)
+    return SaliencyMap(heat.numpy(), False, score, {"steps": None, "convergence_delta": None})
+
+
+@dataclass(frozen=True)
+class Method:
+    citation: str
+    compute: Callable[[ClipScore, torch.Tensor, SaliencyConfig], SaliencyMap]
+
+
+#: --method → how the map is computed and whom to cite (names.METHOD_CITATIONS).
+METHODS: dict[str, Method] = {
+    "ig": Method(ig.CITATION, _integrated_gradients),
+    "rollout": Method(rollout.CITATION, _rollout),
+}
+
+
+def saliency_map(scorer: ClipScore, view: torch.Tensor, cfg: SaliencyConfig) -> SaliencyMap:
+    """The configured method's map for one view (3, H, W) in [0, 1]."""
+    return METHODS[cfg.method].compute(scorer, view, cfg)
+
+
+def sidecar_path(png: str | Path) -> Path:
+    return Path(png).with_suffix(".json")
+
+
+def run_saliency(cfg: SaliencyConfig, loaded: LoadedModel | None = None) -> dict:
+    """Compute the map, write FILE.png and FILE.json; returns the sidecar's content."""
+    image = read_image(cfg.image)
+    loaded = loaded or cfg.source.load()
+    scorer = ClipScore(loaded, cfg.text)
+    view = scorer.view.view(image.image)
+    found = saliency_map(scorer, view, cfg)
+    method = METHODS[cfg.method]
+    title = f'"{cfg.text}": cosine {found.score:.4f} · {method.citation}'
+    save_overlay(to_numpy_image(view), found.values, found.signed, title, cfg.out)
+    sidecar = {"png": str(cfg.out), "method": cfg.method, "citation": method.citation, "text": cfg.text,
+               "score": found.score, **found.details, "image": image.path, "image_sha256": image.sha256,
+               "view": {"height": int(view.shape[1]), "width": int(view.shape[2]),
+                        "preprocess": loaded.preprocess_description()},
+               "map": {"min": float(found.values.min()), "max": float(found.values.max()),
+                       "sum": float(found.values.sum())},
+               **describe(loaded), "store": cfg.source.store, "table": cfg.source.table}
+    sidecar_path(cfg.out).write_text(json.dumps(sidecar, indent=1))
+    return sidecar

@@ -1,0 +1,2 @@
+"""Bundled probe suites (`artlens probe run probes/suites/sample.yaml`); a package only so that setuptools ships
+its `*.yaml` files."""

@@ -1,0 +1,55 @@
+"""One test, every probe: the shared interface and the JSON result shape other tools rely on.
+
+Runs each registered probe on the synthetic labelled table of the `labelled_store` fixture (conftest.py).
+"""
+import json
+
+import numpy as np
+import pytest
+
+from artlens import store
+from artlens.probes.config import ProbeConfig
+from artlens.probes.registry import PROBES, available, get_probe
+from artlens.probes.result import Result
+
+#: Minimal options per probe on the synthetic table (columns: style, period, subject, score, source;
+#: `art_deformed` is its deformation table).
+OPTIONS = {
+    "linear": {"label": "style", "n_boot": 50},
+    "knn": {"labels": ("style", "subject"), "n_boot": 50},
+    "regression": {"target": "score", "n_boot": 50},
+    "period": {"column": "period", "n_boot": 50},
+    "separability": {"group": "source", "n_boot": 50},
+    "rsa": {"label": "style", "permutations": 99},
+    "zero-shot": {"label": "style", "texts": "prompts", "n_boot": 50},
+    "deformation": {"label": "style", "texts": "prompts", "ratings_table": "art", "ratings_column": "score",
+                    "n_boot": 50, "permutations": 99},
+}
+
+
+def test_every_registered_probe_exists():
+    assert set(available()) == set(PROBES), f"missing probe modules: {set(PROBES) - set(available())}"
+
+
+@pytest.mark.parametrize("name", sorted(PROBES))
+def test_probe_conformance(name, labelled_store):
+    probe = get_probe(name)
+    assert probe.NAME == name
+    assert issubclass(probe.Config, ProbeConfig)
+    assert getattr(probe.run, "__wrapped__", None) is not None, "run must be @single_threaded"
+    cfg = probe.Config.from_dict({"table": "art", **OPTIONS[name]})
+    with store.open(labelled_store) as s:
+        result = probe.run(s, cfg)
+        again = probe.run(s, cfg)
+    assert isinstance(result, Result)
+    data = json.loads(result.to_json())
+    assert set(data) >= {"probe", "tables", "config", "n", "metrics", "baseline", "per_class"}
+    assert data["probe"] == name and "art" in data["tables"] and data["n"] > 0
+    assert data["metrics"], "a probe must report at least one metric"
+    for metric in data["metrics"].values():
+        lo, hi = metric["ci"]
+        assert lo <= metric["value"] <= hi or np.isclose(lo, metric["value"]) or np.isclose(hi, metric["value"])
+    assert data["baseline"], "a probe must report a chance or majority baseline"
+    assert json.loads(again.to_json()) == data, "results must be reproducible bit for bit"
+    with pytest.raises(ValueError):
+        probe.Config.from_dict({"table": "art", "no_such_option": 1})
