@@ -60,33 +60,11 @@ def neighbors_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
 
 
-def query_vector(a: argparse.Namespace, entry):
-    from artlens.pipeline.models.load import load_for_table
-
-    loaded = load_for_table(entry, a.device)
-    if a.text is not None:
-        from artlens.pipeline.texts import encode_texts
-
-        return encode_texts(loaded, [a.text])[0]
-    from pathlib import Path
-
-    from artlens.pipeline.imaging.decode import decode_image
-
-    image = decode_image(Path(a.image).read_bytes())
-    return loaded.embed(loaded.preprocess(image)[None])[0]
-
-
 def neighbors_run(a: argparse.Namespace) -> int:
-    from artlens import store
-
+    from artlens.api import neighbors
     from artlens.cli.output import write_result
 
-    if a.k < 1:
-        raise ValueError("-k must be at least 1")
-    with store.open(a.store) as s:
-        if a.key is not None:
-            result = s.neighbors(a.table, key=a.key, k=a.k, where=a.where)
-        else:
-            result = s.neighbors(a.table, vector=query_vector(a, s.entry(a.table)), k=a.k, where=a.where)
-        write_result(result, a.format, a.out)
+    result = neighbors(a.store, a.table, key=a.key, text=a.text, image=a.image, k=a.k, where=a.where,
+                       device=a.device)
+    write_result(result, a.format, a.out)
     return 0

@@ -1,5 +1,5 @@
 """Deformation suites: YAML files naming deformations and their five severity levels (bundled ones live in
-`pipeline/perturb/run/suites/`; `--suite NAME` picks `NAME.yaml` there, any other value is a path).
+`pipeline/perturb/suites/`; `--suite NAME` picks `NAME.yaml` there, any other value is a path).
 
     name: default
     work_side: 448          # images are reduced so the shorter side is at most this before deforming

@@ -1,0 +1,73 @@
+"""The public API's functions that join two layers: nearest neighbours of words or an image need the table's
+own model (artlens.pipeline) as well as the store. Everything else of the API lives in its layer and is
+named in `artlens/__init__.py`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from artlens.errors import UserError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from PIL import Image
+
+    from artlens.store.catalog import TableEntry
+
+QUERY_KINDS = ("key", "vector", "text", "image")
+
+
+def encode_query(entry: "TableEntry", *, text: str | None = None,
+                 image: "str | Path | bytes | Image.Image | None" = None, device: str = "auto",
+                 cache_dir: str | None = None) -> np.ndarray:
+    """Words or an image (a path, its bytes, or a PIL image) → one L2-normalised vector, made by the table's
+    own model and weights (from its catalog row; weights whose checksum differs are refused)."""
+    from artlens.pipeline.models.load import load_for_table
+
+    loaded = load_for_table(entry, device, cache_dir)
+    if text is not None:
+        from artlens.pipeline.texts import encode_texts
+
+        return encode_texts(loaded, [text])[0]
+    return loaded.embed(loaded.preprocess(_as_image(image))[None])[0]
+
+
+def _as_image(image) -> "Image.Image":
+    from PIL import Image
+
+    from artlens.pipeline.imaging.decode import decode_image
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.is_file():
+            raise UserError(f"image {str(path)!r} is not a file", argument="image")
+        image = path.read_bytes()
+    return decode_image(image)
+
+
+def neighbors(store: str | Path, table: str, *, key: str | None = None, vector=None, text: str | None = None,
+              image=None, k: int = 10, where: str | None = None, device: str = "auto",
+              cache_dir: str | None = None) -> "pa.Table":
+    """The k rows of `table` nearest to one query, best first, with their metadata and cosine `score`.
+
+    Give exactly one of `key` (a row of the table, left out of its own results), `vector`, `text` or `image`
+    (encoded with the table's own model: see `encode_query`). `where` is a SQL filter on the table's columns.
+    """
+    from artlens import store as stores
+
+    given = [name for name, value in zip(QUERY_KINDS, (key, vector, text, image)) if value is not None]
+    if len(given) != 1:
+        raise UserError(f"give exactly one of {', '.join(QUERY_KINDS)} (got {', '.join(given) or 'none'})",
+                        argument="key")
+    if k < 1:
+        raise UserError(f"k must be at least 1, got {k}", argument="k")
+    with stores.open(store) as s:
+        if key is not None:
+            return s.neighbors(table, key=key, k=k, where=where)
+        if vector is None:
+            vector = encode_query(s.entry(table), text=text, image=image, device=device, cache_dir=cache_dir)
+        return s.neighbors(table, vector=np.asarray(vector, np.float32), k=k, where=where)
