@@ -7,7 +7,7 @@ The public Python API. Names are imported on first use, so `import artlens` load
     with artlens.open_store("artstore") as s:
         s.sql("SELECT style, count(*) FROM paintings GROUP BY style")
     artlens.neighbors("artstore", "paintings", text="a pointillist seascape", k=5)
-    artlens.run_probe("artstore", "linear", table="paintings", label="style", group="artist")
+    artlens.run_probe("artstore", "linear", {"table": "paintings", "label": "style", "group": "artist"})
     artlens.write_report("artstore", "report/")
 
 Each command's config (`ExtractConfig`, `ShardsConfig`, ...) is the one the `artlens` CLI builds from its
@@ -25,8 +25,11 @@ _API = {
     "open_store": "artlens.store:open",
     "Store": "artlens.store:Store",
     "neighbors": "artlens.api:neighbors",
+    "IndexConfig": "artlens.store.index:IndexConfig",
     "build_index": "artlens.store.index:build_index",
     # writing tables
+    "SampleConfig": "artlens.pipeline.demo.corpus:SampleConfig",
+    "write_sample_corpus": "artlens.pipeline.demo.corpus:write_sample_corpus",
     "ShardsConfig": "artlens.pipeline.shards.config:ShardsConfig",
     "write_shards": "artlens.pipeline.shards.write:write_shards",
     "ModelSpec": "artlens.pipeline.models.spec:ModelSpec",

@@ -61,8 +61,7 @@ def neighbors(store: str | Path, table: str, *, key: str | None = None, vector=N
 
     given = [name for name, value in zip(QUERY_KINDS, (key, vector, text, image)) if value is not None]
     if len(given) != 1:
-        raise UserError(f"give exactly one of {', '.join(QUERY_KINDS)} (got {', '.join(given) or 'none'})",
-                        argument="key")
+        raise UserError(f"give exactly one of {', '.join(QUERY_KINDS)} (got {', '.join(given) or 'none'})")
     if k < 1:
         raise UserError(f"k must be at least 1, got {k}", argument="k")
     with stores.open(store) as s:

@@ -6,9 +6,11 @@
         ...
 
 Every module's own exceptions derive from one of these two (and, where they refine one, from the builtin:
-`UserError` is a `ValueError`). The classes live in `artlens.store.errors`, the lowest layer, so that the
-store can use them without importing anything else of artlens.
+`UserError` is a `ValueError`; `MissingInput` also a `FileNotFoundError`, `OutputExists` a
+`FileExistsError`). The classes live in `artlens.store.errors`, the lowest layer, so that the store can use
+them without importing anything else of artlens. A `UserError` names its Python arguments
+(`UserError("batch_size must be at least 1", argument="batch_size")`); the CLI prints them as flags.
 """
-from artlens.store.errors import ArtlensError, UserError
+from artlens.store.errors import ArtlensError, MissingInput, OutputExists, UserError
 
-__all__ = ["ArtlensError", "UserError"]
+__all__ = ["ArtlensError", "MissingInput", "OutputExists", "UserError"]

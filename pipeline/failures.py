@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+from artlens.errors import UserError
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -16,8 +18,8 @@ class Failure:
         return asdict(self)
 
 
-class SampleError(Exception):
-    """Raised by a strict handler: carries the failure that stopped the run."""
+class SampleError(UserError):
+    """Raised by a strict handler (`strict`): carries the failure that stopped the run."""
 
     def __init__(self, failure: Failure):
         super().__init__(f"{failure.stage} failed for key {failure.key!r} in {failure.shard}: {failure.error}")
@@ -33,5 +35,5 @@ def collect_into(sink: list) -> Handler:
 
 
 def reraise(failure: Failure) -> None:
-    """Stop at the first bad sample (`--strict`), for debugging a corpus."""
+    """Stop at the first bad sample (`strict`), for debugging a corpus."""
     raise SampleError(failure)

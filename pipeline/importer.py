@@ -24,6 +24,7 @@ from artlens.store.parts import CORE_COLUMNS, EMBEDDING, TYPED_COLUMNS
 from artlens.store.writer import TableWriter
 
 from artlens import __version__
+from artlens.errors import MissingInput, UserError
 from artlens.pipeline.failures import Failure
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 3
@@ -32,7 +33,7 @@ _PANDAS_INDEX = re.compile(r"^__index_level_\d+__$")
 _DEFAULT_KEYS = {"parquet": ("key",), "clip-retrieval": ("key", "image_path")}
 
 
-class ImportSourceError(ValueError):
+class ImportSourceError(UserError):
     """The source cannot be imported as asked (missing column, no key, inconsistent files)."""
 
 
@@ -100,7 +101,7 @@ def discover(source: str, column: str) -> tuple[str, list[_Unit]]:
     """(layout, units) of SOURCE; configuration problems are raised here, before anything is written."""
     root = Path(source).expanduser().resolve()
     if not root.exists():
-        raise FileNotFoundError(f"import source {source!r} does not exist")
+        raise MissingInput(f"import source {source!r} does not exist")
     if root.is_dir() and (root / "metadata").is_dir() and (root / column).is_dir():
         return "clip-retrieval", _clip_retrieval_units(root, column)
     files = [root] if root.is_file() else sorted(
@@ -139,7 +140,7 @@ def _clip_retrieval_units(root: Path, column: str) -> list[_Unit]:
 
 
 def key_column(cfg: ImportConfig, layout: str, schema: pa.Schema, sample: pa.Table) -> str:
-    """The column the keys come from: --key-column, else a default, else an error naming candidates."""
+    """The column the keys come from: `key_column`, else a default, else an error naming candidates."""
     if cfg.key_column:
         if cfg.key_column not in schema.names:
             raise ImportSourceError(f"no key column {cfg.key_column!r}; columns: {_meta_names(schema)}")
@@ -149,8 +150,8 @@ def key_column(cfg: ImportConfig, layout: str, schema: pa.Schema, sample: pa.Tab
             return name
     candidates = [f.name for f in schema if _unique_id_column(sample, f)]
     raise ImportSourceError(
-        f"no 'key' column: pass --key-column; candidates (unique string/integer columns): {candidates}; "
-        f"all columns: {_meta_names(schema)}")
+        f"no 'key' column: pass `key_column`; candidates (unique string/integer columns): {candidates}; "
+        f"all columns: {_meta_names(schema)}", argument="key_column")
 
 
 def _unique_id_column(table: pa.Table, fld: pa.Field) -> bool:

@@ -33,6 +33,7 @@ from artlens.store.layout import StoreLayout, check_table_name
 from artlens.store.writer import TableWriter
 
 from artlens import __version__
+from artlens.errors import UserError
 from artlens.pipeline.bundled import bundled_names, find_bundled
 from artlens.pipeline.models.spec import ModelSpec
 from artlens.pipeline.models.load import LoadedModel, load_model, model_name
@@ -41,7 +42,7 @@ PROMPTS_DIR = Path(__file__).parent / "prompts"
 _CLASS_KEYS = ("names", "templates")
 
 
-class TextsError(ValueError):
+class TextsError(UserError):
     """Input `artlens texts` refuses: a bad prompts file, incompatible tables."""
 
 
@@ -63,14 +64,14 @@ class TextsConfig:
     prompts: str                      # prompts file, or the name of a bundled set (pipeline/prompts/NAME.yaml)
     store: str
     table: str
-    model: ModelSpec = field(default_factory=ModelSpec)
+    model: ModelSpec = field(default_factory=lambda: ModelSpec(precision="fp32"))   # text towers: fp32 everywhere
     for_table: str | None = None      # image table whose model the text embeddings must match
     batch_size: int = 256
     overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
+            raise UserError(f"batch_size must be at least 1, got {self.batch_size}", argument="batch_size")
 
 
 @dataclass
@@ -242,11 +243,11 @@ def text_entry(cfg: TextsConfig, loaded: LoadedModel, source: str) -> TableEntry
 
 
 def _preflight(cfg: TextsConfig) -> TableEntry | None:
-    """Refuse a --table of another kind (unless --overwrite); the --for-table entry (StoreError if none)."""
+    """Refuse a `table` of another kind (unless `overwrite`); the `for_table` entry (StoreError if none)."""
     existing = Catalog(StoreLayout.at(cfg.store).catalog_path).get(cfg.table)
     if existing is not None and existing.kind != "text" and not cfg.overwrite:
         raise TextsError(f"table {cfg.table!r} in {cfg.store} is an {existing.kind!r} table, not a text table; "
-                         "use another --table (or --overwrite to replace it)")
+                         "use another `table` (or `overwrite` to replace it)", argument=("table", "overwrite"))
     if cfg.for_table is None:
         return None
     with store.open(cfg.store) as s:

@@ -4,11 +4,13 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, fields
 from typing import TypeVar
 
+from artlens.errors import UserError
+
 C = TypeVar("C", bound="ProbeConfig")
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(UserError):
+    """Probe options that are unknown, missing or do not fit together (the message names them as `name=`)."""
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from artlens import store
+from artlens.errors import UserError
 
 
-class ProbeDataError(ValueError):
+class ProbeDataError(UserError):
     pass
 
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from artlens.store.compat import COMPATIBLE_FIELDS, IncompatibleError, check_compatible
 
-from artlens.probes.config import ProbeConfig
+from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.deformmetrics import Flips, Paired, between_shift, deformation_direction, detect_auc, flips, linear_predictions, mean_ci, rank_correlation, shifts, unit
 from artlens.probes.regression import numeric_target
@@ -168,7 +168,7 @@ def _check_ratings(s, cfg: Config) -> None:
     if not (cfg.ratings_table or cfg.ratings_column):
         return
     if not (cfg.ratings_table and cfg.ratings_column):
-        raise ValueError("deformation: ratings need both ratings_table=<table> and ratings_column=<column>")
+        raise ConfigError("deformation: ratings need both ratings_table=<table> and ratings_column=<column>")
     made, rated = s.entry(cfg.deformed_table), s.entry(cfg.ratings_table)
     diffs = [f"{f}: {made.name} has {getattr(made, f)!r}, {rated.name} has {getattr(rated, f)!r}"
              for f in COMPATIBLE_FIELDS if getattr(made, f) != getattr(rated, f)]

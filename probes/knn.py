@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from artlens.probes.config import ProbeConfig
+from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.result import Result
 from artlens.probes.stats import bootstrap_ci, drop_rare, majority_accuracy
@@ -50,9 +50,9 @@ class Config(ProbeConfig):
 def label_list(cfg: Config) -> list[str]:
     labels = list(dict.fromkeys([*cfg.labels, *([cfg.label] if cfg.label else [])]))
     if not labels:
-        raise ValueError("knn probe needs labels=<column>[,<column>...] (or label=<column>)")
+        raise ConfigError("knn probe needs labels=<column>[,<column>...] (or label=<column>)")
     if cfg.k < 1:
-        raise ValueError(f"knn probe needs k >= 1, got {cfg.k}")
+        raise ConfigError(f"knn probe needs k >= 1, got {cfg.k}")
     return labels
 
 

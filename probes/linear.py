@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
 
 from artlens.probes.classify import classification_metrics, outer_splits
-from artlens.probes.config import ProbeConfig
+from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import load_rows
 from artlens.probes.result import Result
 from artlens.probes.stats import drop_rare
@@ -43,7 +43,7 @@ def _fit(X, y, groups, cfg: Config) -> GridSearchCV:
 @single_threaded
 def run(s, cfg: Config) -> Result:
     if not cfg.label:
-        raise ValueError("linear probe needs label=<column>")
+        raise ConfigError("linear probe needs label=<column>")
     columns = [cfg.label] + ([cfg.group] if cfg.group else [])
     rows = load_rows(s, cfg.table, columns, cfg.where, require=columns)
     y = rows.columns[cfg.label].astype(str)

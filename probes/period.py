@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 
 from artlens.probes.classify import classification_metrics, outer_splits
-from artlens.probes.config import ProbeConfig
+from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.periods import PRESENT, century, century_label, parse_period
 from artlens.probes.regression import ALPHAS, out_of_fold, regression_metrics, scatter
@@ -118,7 +118,7 @@ def _labelled(s, cfg: Config):
 @single_threaded
 def run(s, cfg: Config) -> Result:
     if not cfg.column:
-        raise ValueError("period probe needs column=<period column>")
+        raise ConfigError("period probe needs column=<period column>")
     X, y, year, groups, left_out = _labelled(s, cfg)
     result = Result(NAME, [cfg.table], cfg.as_dict(), n=len(y))
     splits = outer_splits(y, groups, cfg.folds, cfg.seed)

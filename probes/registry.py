@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from artlens.errors import UserError
+
 PROBES: dict[str, str] = {
     "zero-shot": "artlens.probes.zero_shot",
     "linear": "artlens.probes.linear",
@@ -20,7 +22,7 @@ PROBES: dict[str, str] = {
 }
 
 
-class UnknownProbe(KeyError):
+class UnknownProbe(UserError, KeyError):
     def __str__(self) -> str:
         return self.args[0]
 

@@ -23,7 +23,7 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
 
-from artlens.probes.config import ProbeConfig
+from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.result import Result
 from artlens.probes.stats import bootstrap_ci
@@ -124,7 +124,7 @@ def numeric_target(values: np.ndarray, name: str) -> np.ndarray:
 @single_threaded
 def run(s, cfg: Config) -> Result:
     if not cfg.target:
-        raise ValueError("regression probe needs target=<numeric column>")
+        raise ConfigError("regression probe needs target=<numeric column>")
     columns = [cfg.target] + ([cfg.group] if cfg.group else [])
     rows = load_rows(s, cfg.table, columns, cfg.where)
     y = numeric_target(rows.columns[cfg.target], cfg.target)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from artlens.probes.config import ProbeConfig
+from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.result import Result
 from artlens.probes.stats import bootstrap_ci, permutation_p
@@ -45,11 +45,11 @@ class Config(ProbeConfig):
 
 def _check(cfg: Config) -> None:
     if not cfg.label:
-        raise ValueError("rsa probe needs label=<column>")
+        raise ConfigError("rsa probe needs label=<column>")
     if cfg.metric not in METRICS:
-        raise ValueError(f"rsa: unknown metric {cfg.metric!r}; metrics: {list(METRICS)}")
+        raise ConfigError(f"rsa: unknown metric {cfg.metric!r}; metrics: {list(METRICS)}")
     if cfg.permutations < 1 or cfg.max_rows < 4:
-        raise ValueError("rsa: permutations must be >= 1 and max_rows >= 4")
+        raise ConfigError("rsa: permutations must be >= 1 and max_rows >= 4")
 
 
 def _is_number(v) -> bool:
@@ -63,7 +63,7 @@ def label_codes(values: np.ndarray, metric: str) -> tuple[str, np.ndarray, np.nd
         metric = "absolute" if numeric else "categorical"
     if metric == "absolute":
         if not numeric:
-            raise ValueError("rsa: metric 'absolute' needs a numeric label column")
+            raise ConfigError("rsa: metric 'absolute' needs a numeric label column")
         v = values.astype(np.float64)
         return metric, v, None, np.isfinite(v)
     classes, codes = np.unique(values.astype(str), return_inverse=True)

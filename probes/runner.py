@@ -55,7 +55,7 @@ def run_suite(path: str | Path, store_path: str | Path | None = None, progress: 
     suite_store, steps = load_suite(path)
     root = store_path or suite_store
     if root is None:
-        raise ConfigError(f"{path}: no store given (a 'store:' key or --store)")
+        raise ConfigError(f"{path}: no store given (a 'store:' key or `store_path`)", argument="store_path")
     if suite_store and not store_path:
         root = (Path(path).parent / suite_store) if not Path(suite_store).is_absolute() else suite_store
     for name, options in steps:

@@ -29,7 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from artlens.probes.classify import outer_splits
-from artlens.probes.config import ProbeConfig
+from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.result import Result
 from artlens.probes.stats import bootstrap_ci
@@ -77,9 +77,9 @@ def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
 
 def _load(s, cfg: Config) -> Sets:
     if (cfg.against is None) == (cfg.group is None):
-        raise ValueError("separability needs exactly one of against=<table> or group=<two-valued column>")
+        raise ConfigError("separability needs exactly one of against=<table> or group=<two-valued column>")
     if cfg.against == cfg.table:
-        raise ValueError(f"separability: against={cfg.against!r} is the table itself")
+        raise ConfigError(f"separability: against={cfg.against!r} is the table itself")
     extra = [cfg.holdout_by] if cfg.holdout_by else []
     if cfg.against is not None:
         a = load_rows(s, cfg.table, extra, cfg.where)

@@ -24,7 +24,7 @@ from sklearn.metrics import confusion_matrix
 from artlens.store.compat import IncompatibleError, check_compatible
 
 from artlens.probes.classify import classification_metrics
-from artlens.probes.config import ProbeConfig
+from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.result import Result
 from artlens.probes.stats import bootstrap_ci
@@ -56,7 +56,7 @@ def class_vectors(s, texts: str) -> tuple[np.ndarray, np.ndarray, dict[str, int]
 
 def _check_tables(s, cfg: Config) -> None:
     if not cfg.label or not cfg.texts:
-        raise ValueError("zero-shot probe needs label=<column> and texts=<text table>")
+        raise ConfigError("zero-shot probe needs label=<column> and texts=<text table>")
     try:
         check_compatible(s.entry(cfg.table), s.entry(cfg.texts))
     except IncompatibleError as exc:

@@ -17,6 +17,8 @@ from typing import Iterator, TypeVar
 
 import duckdb
 
+from artlens.store.errors import UserError
+
 #: The fields that define what an embedding means; a table may only grow with the same values.
 IDENTITY_FIELDS = ("model", "pretrained", "checkpoint_sha256", "preprocess", "dim", "parent")
 
@@ -25,8 +27,8 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class CatalogError(RuntimeError):
-    pass
+class CatalogError(UserError, RuntimeError):
+    """A catalog that refuses the operation: settings that differ from a table's, a linked table, a lock held."""
 
 
 @dataclass

@@ -3,12 +3,13 @@ a deformation table against its clean table)."""
 from __future__ import annotations
 
 from artlens.store.catalog import TableEntry
+from artlens.store.errors import UserError
 
 #: Catalog fields that must agree for two tables' embeddings to be comparable.
 COMPATIBLE_FIELDS = ("model", "pretrained", "checkpoint_sha256", "dim")
 
 
-class IncompatibleError(ValueError):
+class IncompatibleError(UserError):
     """Two tables whose embeddings were not made by the same model and weights."""
 
 
@@ -24,4 +25,5 @@ def check_compatible(image_entry: TableEntry, text_entry: TableEntry) -> None:
     if diffs:
         raise IncompatibleError(
             f"{sides} were made with different models or weights ({'; '.join(diffs)}); embed the prompts with "
-            f"--model {image_entry.model_ref or image_entry.model} --pretrained {image_entry.pretrained}")
+            f"`model` {image_entry.model_ref or image_entry.model} `pretrained` {image_entry.pretrained}",
+            argument=("model", "pretrained"))

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from artlens.store.catalog import Catalog, IndexEntry
+from artlens.store.errors import UserError
 from artlens.store.layout import StoreLayout
 from artlens.store.parts import write_atomic
 
@@ -28,7 +29,7 @@ EXACT_BELOW = 10_000          # auto: exact search below this many rows
 HNSW_M = 32
 
 
-class IndexUnavailable(RuntimeError):
+class IndexUnavailable(UserError, RuntimeError):
     """An index that is missing, stale or cannot be built; the message says what to run."""
 
 
@@ -55,7 +56,7 @@ def parse_bytes(text: str | int) -> int:
         return text
     match = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?)i?B?\s*", str(text), re.IGNORECASE)
     if not match:
-        raise ValueError(f"cannot read memory size {text!r}; use e.g. 4G, 512M, 1500000000")
+        raise UserError(f"cannot read memory size {text!r}; use e.g. 4G, 512M, 1500000000", argument="max_memory")
     return int(float(match.group(1)) * 1024 ** "BKMGT".index((match.group(2) or "B").upper()))
 
 
@@ -173,10 +174,25 @@ def _commit(layout: StoreLayout, table: str, index: faiss.Index, rows: pa.Table,
                 layout.remote.delete(old)
 
 
-def build_index(root: str | Path, table: str, kind: str = "auto", max_memory: str | int = "4G",
-                recall_queries: int = 1000, target_recall: float = 0.95, seed: int = 0,
-                progress: bool = True) -> IndexEntry:
-    layout = StoreLayout.at(root)
+@dataclass(frozen=True)
+class IndexConfig:
+    """The one config of `artlens index`, shared by the CLI and the Python API."""
+    store: str | Path
+    table: str
+    kind: str = "auto"                # auto, a name of KINDS, or a FAISS factory string
+    max_memory: str | int = "4G"      # the index's memory budget (auto chooses by it): bytes, or 4G, 512M, ...
+    recall_queries: int = 1000        # sampled queries for the 10-recall@10 measurement
+    target_recall: float = 0.95       # 10-recall@10 the search parameter is tuned to
+    seed: int = 0
+    progress: bool = True
+
+
+def build_index(config: IndexConfig | str | Path, table: str | None = None, **options) -> IndexEntry:
+    """Build, tune and commit the index of a table: `build_index(IndexConfig(store, table, kind="flat"))`,
+    or the same as arguments: `build_index(store, table, kind="flat")`."""
+    cfg = config if isinstance(config, IndexConfig) else IndexConfig(config, table, **options)
+    table, seed, progress = cfg.table, cfg.seed, cfg.progress
+    layout = StoreLayout.at(cfg.store)
     entry = Catalog(layout.catalog_path).get(table)
     if entry is None:
         raise IndexUnavailable(f"no table {table!r} in {layout.root}")
@@ -185,8 +201,8 @@ def build_index(root: str | Path, table: str, kind: str = "auto", max_memory: st
     rows, vectors = read_vectors(layout.parts(table), entry.dim, progress)
     if rows.num_rows == 0:
         raise IndexUnavailable(f"table {table!r} has no rows to index")
-    budget = parse_bytes(max_memory)
-    name = choose_kind(len(vectors), entry.dim, budget) if kind == "auto" else kind
+    budget = parse_bytes(cfg.max_memory)
+    name = choose_kind(len(vectors), entry.dim, budget) if cfg.kind == "auto" else cfg.kind
     factory, spec = factory_for(name, len(vectors), entry.dim, budget)
     try:
         index = faiss.index_factory(entry.dim, factory, faiss.METRIC_INNER_PRODUCT)
@@ -197,7 +213,7 @@ def build_index(root: str | Path, table: str, kind: str = "auto", max_memory: st
     start = time.perf_counter()
     _train_and_add(index, vectors, seed, progress)
     build_s = time.perf_counter() - start
-    params, recall, n_queries = tune(index, spec, vectors, recall_queries, target_recall, seed)
+    params, recall, n_queries = tune(index, spec, vectors, cfg.recall_queries, cfg.target_recall, seed)
     result = IndexEntry(name=table, kind=name if name in KINDS else "factory", factory=factory,
                         params=json.dumps(params), rows=len(vectors), parts=json.dumps(state),
                         build_s=round(build_s, 3), recall_at_10=recall, recall_queries=n_queries)

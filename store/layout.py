@@ -19,13 +19,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from artlens.store.errors import UserError
+
 PART_GLOB = "part-*.parquet"
 TMP_PREFIX = ".tmp-"
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RESERVED_TABLES = frozenset({"failures", "catalog"})
 
 
-class LayoutError(ValueError):
+class LayoutError(UserError):
     """A table name or path that the store cannot hold."""
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from artlens.store.errors import UserError
 from artlens.store.index import LoadedIndex, open_index
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 EXACT_LIMIT = 200_000          # rows searched exactly (numpy) when a filter or no index leaves at most this
 
 
-class NeighborsError(ValueError):
+class NeighborsError(UserError):
     pass
 
 

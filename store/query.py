@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from artlens.store.catalog import Catalog, IndexEntry, TableEntry
+from artlens.store.errors import UserError
 from artlens.store.layout import StoreLayout
 from artlens.store.parts import FAILURE_SCHEMA
 
@@ -28,8 +29,8 @@ if TYPE_CHECKING:  # FAISS is imported only where an index is used: writers and 
 _INDEX_COLUMNS = ("kind", "factory", "params", "rows", "build_s", "memory_bytes", "recall_at_10", "updated")
 
 
-class StoreError(RuntimeError):
-    pass
+class StoreError(UserError, RuntimeError):
+    """A store, table or query that cannot be read as asked (no store there, no such table, SQL that fails)."""
 
 
 def _quote(path: str) -> str:

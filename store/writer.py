@@ -40,11 +40,11 @@ class TableWriter:
                 lines = "; ".join(f"{k}: table has {a!r}, this run has {b!r}" for k, (a, b) in diff.items())
                 raise CatalogError(
                     f"table {entry.name!r} was made with different settings ({lines}). "
-                    "Use another --table, or --overwrite to replace it."
-                )
+                    "Use another `table`, or `overwrite` to replace it.", argument=("table", "overwrite"))
             entry.created = existing.created
         elif existing is None and has_parts and not overwrite:
-            raise CatalogError(f"table {entry.name!r} has parts but no catalog entry; use --overwrite")
+            raise CatalogError(f"table {entry.name!r} has parts but no catalog entry; use `overwrite`",
+                               argument="overwrite")
         if overwrite:
             self.drop(entry.name)
         self.catalog.put(entry)

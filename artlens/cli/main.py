@@ -1,19 +1,24 @@
 """`artlens` command line: a thin layer over the Python API. Subcommands are a registry, not a chain.
 
 Exit codes: 0 success; 3 extraction finished but some samples failed (see the `failures` view);
-2 bad arguments or input the command refuses; 1 any other error.
+2 bad arguments or input the command refuses (a `UserError`: one line, its arguments named by their flags);
+1 any other error, a bug or a broken environment (one line; the traceback with -v); 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import traceback
 from dataclasses import dataclass
 from typing import Callable
 
 from artlens.cli import extract, interpret, perturb, probe, query, shards, tables
+from artlens.cli.args import flag
 
+EXIT_INTERNAL = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True)
@@ -49,56 +54,54 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; given the command line, only the chosen command's arguments are declared,
+    since their defaults are read from its config (whose module may import NumPy, DuckDB or torch)."""
     from artlens import __version__
 
     parser = argparse.ArgumentParser(prog="artlens", description="How do CLIP models perceive art?")
     parser.add_argument("--version", action="version", version=f"artlens {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log open_clip and library messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = None if argv is None else next((token for token in argv if not token.startswith("-")), "")
     for name, command in COMMANDS.items():
-        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
+        p = sub.add_parser(name, help=command.help, description=command.help)
+        if chosen in (None, name):
+            command.add_arguments(p)
     return parser
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean 'the input or arguments are wrong': reported in one line, exit 2."""
-    from artlens.store.catalog import CatalogError
-    from artlens.store.index import IndexUnavailable
-    from artlens.store.neighbors import NeighborsError
-    from artlens.store.layout import LayoutError
-    from artlens.store.query import StoreError
-
-    from artlens.pipeline.failures import SampleError
-    from artlens.pipeline.importer import ImportSourceError
-    from artlens.pipeline.models.load import ModelError
-    from artlens.pipeline.shards.spec import ShardSpecError
-    from artlens.pipeline.shards.sources import SourceError
-    from artlens.pipeline.texts import TextsError
-    from artlens.pipeline.models.weights import WeightsError
-    from artlens.probes.config import ConfigError
-    from artlens.probes.data import ProbeDataError
-    from artlens.probes.registry import UnknownProbe
-
-    return (ConfigError, ProbeDataError, UnknownProbe, IndexUnavailable, NeighborsError, CatalogError, LayoutError, StoreError, SampleError, ModelError, ShardSpecError, SourceError,
-            WeightsError, ImportSourceError, TextsError, FileExistsError, FileNotFoundError, ValueError)
+def _internal_error(command: str, exc: Exception, verbose: bool) -> int:
+    """Not a `UserError`: a bug or a broken environment. One line, and the traceback under -v."""
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    hint = "" if verbose else " (run with -v for the traceback)"
+    text = " ".join(str(exc).split())
+    what = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    print(f"artlens {command}: internal error: {what}{hint}", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, extra = build_parser().parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, extra = build_parser(argv).parse_known_args(argv)
     if extra and args.command != "probe":  # only probe options are generated per probe
-        build_parser().parse_args(argv)  # reports the unknown arguments and exits 2
+        build_parser(argv).parse_args(argv)  # reports the unknown arguments and exits 2
     args._extra = extra
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
+    from artlens.errors import UserError  # after parsing: `artlens --help` stays free of DuckDB
+
     try:
         return COMMANDS[args.command].run(args)
-    except _user_errors() as exc:
-        print(f"artlens {args.command}: error: {exc}", file=sys.stderr)
+    except UserError as exc:
+        print(f"artlens {args.command}: error: {exc.render(flag)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"artlens {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - every other error is reported, not raised at the user
+        return _internal_error(args.command, exc, args.verbose)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from artlens.errors import UserError
+
 
 def _flatten_lists(table: pa.Table) -> pa.Table:
     """CSV cannot hold lists: list columns (embeddings) become JSON text."""
@@ -44,11 +46,11 @@ FORMATS: dict[str, Callable[[pa.Table, object], None]] = {"table": _table, "csv"
 def write_result(table: pa.Table, fmt: str, out: str | None = None) -> None:
     if fmt == "parquet":
         if not out:
-            raise ValueError("--format parquet needs --out FILE")
+            raise UserError("--format parquet needs --out FILE")
         pq.write_table(table, out)
         return
     if fmt not in FORMATS:
-        raise ValueError(f"unknown --format {fmt!r}; choose from {sorted([*FORMATS, 'parquet'])}")
+        raise UserError(f"unknown --format {fmt!r}; choose from {sorted([*FORMATS, 'parquet'])}")
     if out:
         with open(Path(out), "w", encoding="utf-8") as fh:
             FORMATS[fmt](table, fh)

@@ -51,7 +51,9 @@ def _options(a: argparse.Namespace, name: str) -> dict:
     values, rest = parser.parse_known_args(a._extra)
     if rest:
         names = ", ".join(f"--{f.name.replace('_', '-')}" for f in fields(config) if f.name not in _BASE)
-        raise ValueError(f"unknown option(s) {rest} for probe {name}; options: {names}")
+        from artlens.probes.config import ConfigError
+
+        raise ConfigError(f"unknown option(s) {rest} for probe {name}; options: {names}")
     return {"table": a.table, **{k: v for k, v in vars(values).items() if v is not None}}
 
 

@@ -24,20 +24,29 @@ def sql_run(a: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ index
 def index_args(p: argparse.ArgumentParser) -> None:
+    from artlens.cli.args import option
+    from artlens.store.index import IndexConfig as C
+
     p.add_argument("--store", required=True)
     p.add_argument("--table", required=True)
-    p.add_argument("--kind", default="auto", help="auto, flat, hnsw, ivfpq, or any FAISS factory string")
-    p.add_argument("--max-memory", default="4G", help="memory budget for the index (auto chooses by it)")
-    p.add_argument("--recall-queries", type=int, default=1000, help="queries for the recall measurement")
-    p.add_argument("--target-recall", type=float, default=0.95, help="10-recall@10 the search is tuned to")
+    option(p, C, "kind", help="auto, flat, hnsw, ivfpq, or any FAISS factory string")
+    option(p, C, "max_memory", help="memory budget for the index (auto chooses by it)")
+    option(p, C, "recall_queries", type=int, help="queries for the recall measurement")
+    option(p, C, "target_recall", type=float, help="10-recall@10 the search is tuned to")
     p.add_argument("--no-progress", action="store_true")
+
+
+def index_config(a: argparse.Namespace):
+    from artlens.store.index import IndexConfig
+
+    return IndexConfig(store=a.store, table=a.table, kind=a.kind, max_memory=a.max_memory,
+                       recall_queries=a.recall_queries, target_recall=a.target_recall, progress=not a.no_progress)
 
 
 def index_run(a: argparse.Namespace) -> int:
     from artlens.store.index import build_index
 
-    e = build_index(a.store, a.table, kind=a.kind, max_memory=a.max_memory, recall_queries=a.recall_queries,
-                    target_recall=a.target_recall, progress=not a.no_progress)
+    e = build_index(index_config(a))
     recall = "n/a" if e.recall_at_10 is None else f"{e.recall_at_10:.4f}"
     print(f"index of {a.table}: {e.kind} ({e.factory}), {e.rows:,} rows, built in {e.build_s:.1f} s, "
           f"{e.memory_bytes / 2**20:.1f} MiB, search {e.params}")

@@ -6,30 +6,34 @@ import argparse
 
 # ------------------------------------------------------------------ shards
 def shards_args(p: argparse.ArgumentParser) -> None:
-    from artlens.pipeline.imaging.decode import DEFAULT_MAX_PIXELS
+    from artlens.cli.args import option
+    from artlens.pipeline.shards.config import ShardsConfig as C
     from artlens.pipeline.shards.sources import SOURCES
 
     p.add_argument("source", help="folder of images, WikiArt image root, or Parquet file/folder")
     p.add_argument("--out", required=True, help="output folder for 00000.tar, … and manifest.json")
-    p.add_argument("--format", default="folder", choices=sorted(SOURCES))
-    p.add_argument("--metadata", help="CSV/JSONL joined on file name or relative path (folder); "
-                                      "split CSV (wikiart)")
-    p.add_argument("--class-file", help="wikiart: 'idx Name' lines, e.g. style_class.txt")
-    p.add_argument("--image-column", help="parquet: column holding image bytes (default: detected)")
-    p.add_argument("--shard-size", type=int, default=1000, help="images per shard (default 1000)")
-    p.add_argument("--max-side", type=int, help="re-encode images whose longer side exceeds N pixels")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    option(p, C, "format", choices=sorted(SOURCES))
+    option(p, C, "metadata", help="CSV/JSONL joined on file name or relative path (folder); split CSV (wikiart)")
+    option(p, C, "class_file", help="wikiart: 'idx Name' lines, e.g. style_class.txt")
+    option(p, C, "image_column", help="parquet: column holding image bytes (default: detected)")
+    option(p, C, "shard_size", type=int, help="images per shard (default %(default)s)")
+    option(p, C, "max_side", type=int, help="re-encode images whose longer side exceeds N pixels")
+    option(p, C, "max_pixels", type=int)
     p.add_argument("--no-progress", action="store_true")
 
 
-def shards_run(a: argparse.Namespace) -> int:
+def shards_config(a: argparse.Namespace):
     from artlens.pipeline.shards.config import ShardsConfig
+
+    return ShardsConfig(source=a.source, out=a.out, format=a.format, metadata=a.metadata,
+                        class_file=a.class_file, image_column=a.image_column, shard_size=a.shard_size,
+                        max_side=a.max_side, max_pixels=a.max_pixels, progress=not a.no_progress)
+
+
+def shards_run(a: argparse.Namespace) -> int:
     from artlens.pipeline.shards.write import write_shards
 
-    cfg = ShardsConfig(source=a.source, out=a.out, format=a.format, metadata=a.metadata,
-                       class_file=a.class_file, image_column=a.image_column, shard_size=a.shard_size,
-                       max_side=a.max_side, max_pixels=a.max_pixels, progress=not a.no_progress)
-    manifest = write_shards(cfg)
+    manifest = write_shards(shards_config(a))
     print(f"{manifest.samples} samples in {len(manifest.shards)} shard(s) under {a.out}; "
           f"{len(manifest.failures)} invalid (listed in manifest.json)")
     for failure in manifest.failures[:10]:
@@ -39,16 +43,25 @@ def shards_run(a: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ sample
 def sample_args(p: argparse.ArgumentParser) -> None:
+    from artlens.cli.args import option
+    from artlens.pipeline.demo.corpus import SampleConfig as C
+
     p.add_argument("--out", required=True)
-    p.add_argument("--n", type=int, default=240, help="number of paintings (default 240)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shard-size", type=int, default=64)
+    option(p, C, "n", type=int, help="number of paintings (default %(default)s)")
+    option(p, C, "seed", type=int)
+    option(p, C, "shard_size", type=int)
     p.add_argument("--no-progress", action="store_true")
+
+
+def sample_config(a: argparse.Namespace):
+    from artlens.pipeline.demo.corpus import SampleConfig
+
+    return SampleConfig(out=a.out, n=a.n, seed=a.seed, shard_size=a.shard_size, progress=not a.no_progress)
 
 
 def sample_run(a: argparse.Namespace) -> int:
     from artlens.pipeline.demo.corpus import write_sample_corpus
 
-    manifest = write_sample_corpus(a.out, n=a.n, seed=a.seed, shard_size=a.shard_size, progress=not a.no_progress)
+    manifest = write_sample_corpus(sample_config(a))
     print(f"sample corpus: {manifest.samples} paintings in {len(manifest.shards)} shard(s) under {a.out}")
     return 0

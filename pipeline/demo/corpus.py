@@ -1,7 +1,8 @@
-"""The project's own demo corpus: procedurally drawn paintings (pipeline.sample) written as shards."""
+"""`artlens sample`: the project's own demo corpus, procedurally drawn paintings (`paintings`) written as shards."""
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 from artlens.pipeline.shards.config import ShardsConfig
 from artlens.pipeline.demo.paintings import iter_paintings
@@ -17,8 +18,17 @@ def _items(n: int, seed: int):
         yield SourceItem(source_path=f"{name}.{ext}", data=buf.getvalue(), meta=labels)
 
 
-def write_sample_corpus(out: str, n: int = 240, seed: int = 0, shard_size: int = 64,
-                        progress: bool = True) -> ShardsManifest:
-    cfg = ShardsConfig(source=f"artlens-sample(n={n}, seed={seed})", out=out, format="sample",
-                       shard_size=shard_size, progress=progress)
-    return write_shards(cfg, _items(n, seed))
+@dataclass(frozen=True)
+class SampleConfig:
+    """The one config of `artlens sample`, shared by the CLI and the Python API."""
+    out: str
+    n: int = 240                  # paintings
+    seed: int = 0
+    shard_size: int = 64
+    progress: bool = True
+
+
+def write_sample_corpus(cfg: SampleConfig) -> ShardsManifest:
+    shards = ShardsConfig(source=f"artlens-sample(n={cfg.n}, seed={cfg.seed})", out=cfg.out, format="sample",
+                          shard_size=cfg.shard_size, progress=cfg.progress)
+    return write_shards(shards, _items(cfg.n, cfg.seed))

@@ -17,6 +17,8 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from artlens.errors import UserError
+
 RGB = tuple[int, int, int]
 PAPER = (244, 238, 224)
 INK = (32, 30, 34)
@@ -30,12 +32,19 @@ PALETTES: dict[str, list[RGB]] = {
 }
 
 
+class UnknownName(UserError, KeyError):
+    """A style, subject or palette that is not in its registry (also a KeyError); the message lists them."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 def _lookup(registry: dict, name: str, what: str):
-    """registry[name], or a KeyError that lists the valid names."""
+    """registry[name], or an UnknownName that lists the valid names."""
     try:
         return registry[name]
     except KeyError:
-        raise KeyError(f"unknown {what} {name!r}; valid {what}s: {', '.join(sorted(registry))}") from None
+        raise UnknownName(f"unknown {what} {name!r}; valid {what}s: {', '.join(sorted(registry))}") from None
 
 
 def _blend(a: RGB, b: RGB, t: float) -> RGB:

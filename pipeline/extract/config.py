@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from artlens.errors import UserError
+
 from artlens.pipeline.imaging.decode import DEFAULT_MAX_PIXELS
 from artlens.pipeline.models.spec import ModelSpec, table_slug
 
 DECODE_NAMES = ("auto", "gpu", "cpu")
 JPEG_DECODER_NAMES = ("auto", "nvimgcodec", "torchvision")   # pipeline/imaging/gpu/decoders.py DECODERS
+ENGINE_NAMES = ("local", "ray")                              # pipeline/extract/engines/__init__.py ENGINES
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,7 @@ class ExtractConfig:
     model: ModelSpec = field(default_factory=ModelSpec)
     models: tuple[ModelSpec, ...] = ()   # several models over one decode: one table each, named by targets()
     batch_size: int | None = None        # None: the device's default (pipeline/models/load.py DEVICE_DEFAULTS)
-    workers: int | None = 2              # None: one per CPU core left after the main process
+    workers: int | None = None           # None (auto): CPU cores - 1, or - 2 with GPU decoding; 0: in-process
     decode: str = "auto"                 # auto: nvJPEG on CUDA devices, Pillow elsewhere
     decode_threads: int = 2              # main-process threads feeding nvJPEG (H100: docs/performance.md)
     jpeg_decoder: str = "auto"           # GPU JPEG decoder (pipeline/imaging/gpu/decoders.py DECODERS); auto: torchvision
@@ -27,26 +30,50 @@ class ExtractConfig:
     overwrite: bool = False
     strict: bool = False
     progress: bool = True
+    engine: str = "local"                # local: this process, or one per device; ray: Ray Data (engines/)
+    devices: tuple[str, ...] = ()        # local engine: one process per device (engines/devices.py parse_devices)
+    retries: int = 1                     # rounds more for the shards a round did not commit (retry.py)
+    address: str | None = None           # ray: the cluster to join (None: start a local Ray)
+    actors: int | None = None            # ray: model actors (None: one per GPU, or 1)
 
     def targets(self) -> list[tuple[str, ModelSpec]]:
-        """(table, model) pairs: `table` itself for one model, `<table>_<model>_<weights>` for --models."""
+        """(table, model) pairs: `table` itself for one model, `<table>_<model>_<weights>` for `models`."""
         if not self.models:
             return [(self.table, self.model)]
         return [(f"{self.table}_{table_slug(m.model)}_{table_slug(m.pretrained)}", m) for m in self.models]
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
+            raise UserError(f"batch_size must be at least 1, got {self.batch_size}", argument="batch_size")
         if self.workers is not None and self.workers < 0:
-            raise ValueError(f"--workers must be 0 or more, got {self.workers}")
+            raise UserError(f"workers must be 0 or more, got {self.workers}", argument="workers")
         if self.decode_threads < 1:
-            raise ValueError(f"--decode-threads must be at least 1, got {self.decode_threads}")
+            raise UserError(f"decode_threads must be at least 1, got {self.decode_threads}",
+                            argument="decode_threads")
         if self.jpeg_decoder not in JPEG_DECODER_NAMES:
-            raise ValueError(f"unknown --jpeg-decoder {self.jpeg_decoder!r}; choose from {', '.join(JPEG_DECODER_NAMES)}")
+            raise UserError(f"unknown jpeg_decoder {self.jpeg_decoder!r}; choose from {', '.join(JPEG_DECODER_NAMES)}",
+                            argument="jpeg_decoder")
         if self.decode not in DECODE_NAMES:
-            raise ValueError(f"unknown --decode {self.decode!r}; choose from {', '.join(DECODE_NAMES)}")
+            raise UserError(f"unknown decode {self.decode!r}; choose from {', '.join(DECODE_NAMES)}", argument="decode")
         tables = [t for t, _ in self.targets()]
         if len(set(tables)) != len(tables):
-            raise ValueError(f"--models gives the same table twice: {tables}")
+            raise UserError(f"models gives the same table twice: {tables}", argument="models")
         if self.max_pixels < 1:
-            raise ValueError(f"--max-pixels must be positive, got {self.max_pixels}")
+            raise UserError(f"max_pixels must be positive, got {self.max_pixels}", argument="max_pixels")
+        self._check_engine()
+
+    def _check_engine(self) -> None:
+        if self.engine not in ENGINE_NAMES:
+            raise UserError(f"unknown engine {self.engine!r}; choose from {', '.join(ENGINE_NAMES)}", argument="engine")
+        if isinstance(self.devices, str):
+            raise UserError(f"devices is a tuple of device names, not {self.devices!r} (engines.devices.parse_devices "
+                            "makes one from '0,1' or 'all')", argument="devices")
+        if self.devices and self.engine != "local":
+            raise UserError(f"`devices` is for the local engine; with `engine` {self.engine}, Ray places the actors",
+                            argument=("devices", "engine"))
+        if self.engine == "ray" and self.decode == "gpu":
+            raise UserError("`engine` ray decodes on CPU tasks; use `decode` cpu or auto", argument=("engine", "decode"))
+        if self.retries < 0:
+            raise UserError(f"retries must be 0 or more, got {self.retries}", argument="retries")
+        if self.actors is not None and self.actors < 1:
+            raise UserError(f"actors must be at least 1, got {self.actors}", argument="actors")

@@ -2,7 +2,7 @@
 
 Workers take whole shards from a shared counter (the next free shard, so no worker idles while another
 still has two), and a batch never mixes shards: every shard's final batch is flagged `last`, and the
-extractor commits a shard's part when it sees that flag.
+commit loop (commit.py) commits a shard's part when it sees that flag.
 
 Stages, in order: tar members → samples → records → decoded images → pixels (one tensor per distinct
 preprocessing plan, so several models share one decode) → batches. With `jpeg_to_device`, JPEGs that nvJPEG
@@ -36,6 +36,7 @@ class ShardBatch:
     last: bool = False
     commit: bool = True          # False when the shard could not be read at all (retry on the next run)
     gpu_decoded: int = 0         # how many of the rows nvJPEG decoded
+    skipped: int = 0             # samples left out on purpose (none here; perturb's batches have some)
     # Rows whose JPEG the device stage decodes (pipeline/imaging/gpu/stage.py): their positions in `rows`, where
     # each file's bytes lie (start, end) and the image sizes. The bytes are read by the device stage from
     # `jpeg_file` (a plain local tar: nothing but these numbers crosses between processes) or else travel in

@@ -13,11 +13,13 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageOps
 
+from artlens.errors import UserError
+
 DEFAULT_MAX_PIXELS = 178_956_970  # PIL's decompression-bomb error threshold (2 × its warning limit)
 
 
-class ImageRejected(ValueError):
-    """The bytes are not an image artlens can embed; the message says why."""
+class ImageRejected(UserError):
+    """The bytes are not an image artlens can embed; the message says why (recorded as the failure's reason)."""
 
 
 def _sixteen_bit(img: Image.Image) -> Image.Image:
@@ -58,7 +60,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def _allow_in_pillow(max_pixels: int) -> None:
     """Pillow refuses images over 2 × Image.MAX_IMAGE_PIXELS at open; lift that only when the user's
-    --max-pixels asks for more (artlens checks its own limit below)."""
+    `max_pixels` asks for more (artlens checks its own limit below)."""
     if Image.MAX_IMAGE_PIXELS is not None and 2 * Image.MAX_IMAGE_PIXELS < max_pixels:
         Image.MAX_IMAGE_PIXELS = max_pixels // 2 + 1
 
@@ -75,15 +77,15 @@ def open_checked(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     except Image.UnidentifiedImageError:
         raise ImageRejected(f"not an image Pillow can identify (starts with {data[:16]!r})") from None
     except Image.DecompressionBombError as exc:
-        raise ImageRejected(f"decompression bomb guard: {exc} (--max-pixels {max_pixels:,})") from None
+        raise ImageRejected(f"decompression bomb guard: {exc} (max_pixels {max_pixels:,})",
+                            argument="max_pixels") from None
     width, height = img.size
     if width <= 0 or height <= 0:
         raise ImageRejected(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise ImageRejected(
             f"decompression bomb guard: {width}x{height} = {width * height:,} pixels exceeds "
-            f"--max-pixels {max_pixels:,}"
-        )
+            f"max_pixels {max_pixels:,}", argument="max_pixels")
     return img
 
 

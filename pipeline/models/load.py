@@ -10,6 +10,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
+from artlens.errors import UserError
 from artlens.pipeline.models.spec import ModelSpec
 from artlens.pipeline.imaging.pixels import PixelPlan, WholePlan, plan_for
 from artlens.pipeline.models.weights import Weights, resolve_weights
@@ -33,8 +34,8 @@ def device_default(device: torch.device, what: str):
     return DEVICE_DEFAULTS.get(device.type, DEVICE_DEFAULTS["cpu"])[what]
 
 
-class ModelError(ValueError):
-    pass
+class ModelError(UserError):
+    """A model, device or table whose model cannot be loaded as asked."""
 
 
 @dataclass
@@ -76,7 +77,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"--device {device} asked for, but torch sees no CUDA device")
+        raise ModelError(f"device {device} asked for, but torch sees no CUDA device", argument="device")
     return torch.device(device)
 
 
@@ -128,17 +129,19 @@ def _embed_dim(model: torch.nn.Module) -> int:
 
 
 def spec_for_table(entry, device: str = "auto", cache_dir: str | None = None) -> ModelSpec:
-    """The ModelSpec that made a store table (from its catalog entry), to encode queries the same way."""
+    """The ModelSpec that made a store table (from its catalog entry), to encode queries the same way.
+    Always fp32: the catalog does not record the precision, and fp32 is the reference the others match."""
     if entry.pretrained == "imported":
         raise ModelError(f"table {entry.name!r} was imported ({entry.model}); artlens does not know how to load "
                          "its model, so text and image queries cannot be encoded for it")
     if not entry.model_ref:
         raise ModelError(f"the catalog entry of {entry.name!r} records no model reference (written by an older "
-                         "artlens); re-extract the table with --overwrite")
+                         "artlens); re-extract the table with `overwrite`", argument="overwrite")
     pretrained, seed = entry.pretrained, 0
     if pretrained.startswith("random:seed="):
         pretrained, seed = "random", int(pretrained.split("=", 1)[1])
-    return ModelSpec(model=entry.model_ref, pretrained=pretrained, device=device, seed=seed, cache_dir=cache_dir)
+    return ModelSpec(model=entry.model_ref, pretrained=pretrained, precision="fp32", device=device, seed=seed,
+                     cache_dir=cache_dir)
 
 
 def load_for_table(entry, device: str = "auto", cache_dir: str | None = None) -> LoadedModel:

@@ -1,4 +1,4 @@
-"""Resolve `--pretrained` to weights: an open_clip tag (hub cache or download), a local checkpoint, or `random`.
+"""Resolve `pretrained` to weights: an open_clip tag (hub cache or download), a local checkpoint, or `random`.
 
 Nothing here waits on a network that is not there: the hub cache is looked at first, and a download is
 tried only when the weights' host answers within a few seconds. Otherwise the run stops at once with a
@@ -17,12 +17,17 @@ import open_clip
 from open_clip import pretrained as oc_pretrained
 from open_clip.constants import HF_WEIGHTS_NAME
 
+from artlens.errors import UserError
+
 RANDOM = "random"
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")  # create_model_and_transforms image_*
 
 
-class WeightsError(RuntimeError):
-    pass
+class WeightsError(UserError, RuntimeError):
+    """Weights that cannot be found or fetched; the message names the three ways to supply them."""
+
+    def __init__(self, message: str):
+        super().__init__(message, argument=("pretrained", "seed"))
 
 
 @dataclass(frozen=True)
@@ -37,12 +42,12 @@ class Weights:
 
 def how_to_supply(model: str, tag: str) -> str:
     return (
-        f"Could not obtain weights for model {model!r} with --pretrained {tag!r}. Supply them one of three ways:\n"
+        f"Could not obtain weights for model {model!r} with `pretrained` {tag!r}. Supply them one of three ways:\n"
         f"  1. an open_clip pretrained tag whose weights are in the Hugging Face hub cache "
         f"(HF_HOME / ~/.cache/huggingface; download them once on a machine with network access), "
         f"or downloadable from here;\n"
-        f"  2. a local checkpoint file: --pretrained /path/to/open_clip_model.safetensors (or .bin/.pt);\n"
-        f"  3. --pretrained random (seeded by --seed) for smoke runs without real weights."
+        f"  2. a local checkpoint file: `pretrained` /path/to/open_clip_model.safetensors (or .bin/.pt);\n"
+        f"  3. `pretrained` random (seeded by `seed`) for smoke runs without real weights."
     )
 
 

@@ -21,6 +21,8 @@ from PIL import Image, ImageDraw, ImageFilter
 from skimage.transform import swirl as sk_swirl
 from skimage.util import random_noise
 
+from artlens.errors import UserError
+
 
 @dataclass(frozen=True)
 class Deformation:
@@ -141,7 +143,7 @@ DEFORMATIONS: dict[str, Deformation] = {
 }
 
 
-class UnknownDeformation(ValueError):
+class UnknownDeformation(UserError):
     pass
 
 

@@ -4,7 +4,8 @@ Stages, in order: the shard-reading stages of extraction (tar members → sample
 RGB image, `pipeline.loader`), skip samples that are not rows of the clean table, reduce to the suite's
 working size, every deformation × severity (`pipeline.deformations`), SSIM against the clean image and the
 model's own preprocess, then batches that never mix shards; each shard's last batch is flagged `last`, as
-in extraction, so the shard's part is committed when it arrives. Failures become `Failure` records.
+in extraction, so the commit loop they share (pipeline/extract/commit.py) commits the shard's part when it
+arrives. Failures become `Failure` records.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class PerturbBatch:
     last: bool = False
     commit: bool = True          # False when the shard could not be read at all (retry on the next run)
     skipped: int = 0             # decoded samples whose key is not a row of the clean table
+    gpu_decoded: int = 0         # always 0: perturb decodes with Pillow (a field the commit loop reads)
 
     def pin_memory(self) -> "PerturbBatch":  # called by DataLoader(pin_memory=True)
         if self.pixels is not None:

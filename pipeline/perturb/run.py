@@ -5,15 +5,16 @@ The linked table (kind `deformation`, catalog `parent` = the clean table) has on
 deformation × severity 1..5: `key` (the clean row's key, so it joins to the clean table), `shard`,
 `deformation`, `severity`, `level` (the suite's parameter value), `ssim` (clean vs deformed, pixel space)
 and `embedding`. Its catalog `preprocess` names the suite and its digest, so a table only grows with the
-same deformations; `--overwrite` replaces it.
+same deformations; `overwrite` replaces it. The shards go through the commit loop and the retrier that
+extraction uses (pipeline/extract/commit.py, retry.py): the same counts, the same rule for retrying.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from artlens import store
@@ -22,16 +23,20 @@ from artlens.store.layout import StoreLayout
 from artlens.store.writer import TableWriter
 
 from artlens import __version__
+from artlens.errors import UserError
+from artlens.pipeline.extract.commit import OutputTable, ShardCommits, committed_among
+from artlens.pipeline.extract.retry import retry_rounds
+from artlens.pipeline.extract.summary import RunSummary
 from artlens.pipeline.perturb.contactsheet import write_examples
 from artlens.pipeline.imaging.decode import DEFAULT_MAX_PIXELS
 from artlens.pipeline.perturb.suite import SEVERITIES, Suite, load_suite
-from artlens.pipeline.extract.run import EXIT_OK, EXIT_SOME_FAILED, expected_images
+from artlens.pipeline.extract.run import expected_images
 from artlens.pipeline.models.load import LoadedModel, ModelError, load_for_table
-from artlens.pipeline.perturb.loader import PerturbBatch, PerturbJob, perturb_loader
+from artlens.pipeline.perturb.loader import PerturbJob, perturb_loader
 from artlens.pipeline.shards.spec import expand_shards
 
 
-class PerturbError(ValueError):
+class PerturbError(UserError):
     """Input `artlens perturb` refuses (the message says what to do)."""
 
 
@@ -52,14 +57,15 @@ class PerturbConfig:
     cache_dir: str | None = None
     overwrite: bool = False
     progress: bool = True
+    retries: int = 1                     # rounds more for the shards a round did not commit (extract/retry.py)
 
     def __post_init__(self) -> None:
-        for name, value, least in (("--batch-size", self.batch_size, 1), ("--workers", self.workers, 0),
-                                   ("--save-examples", self.save_examples, 0), ("--max-pixels", self.max_pixels, 1)):
-            if value < least:
-                raise ValueError(f"{name} must be at least {least}, got {value}")
+        for name, least in (("batch_size", 1), ("workers", 0), ("save_examples", 0), ("max_pixels", 1),
+                            ("retries", 0)):
+            if getattr(self, name) < least:
+                raise UserError(f"{name} must be at least {least}, got {getattr(self, name)}", argument=name)
         if self.output == self.table:
-            raise ValueError(f"--out-table must differ from --table ({self.table!r})")
+            raise UserError(f"`out_table` must differ from `table` ({self.table!r})", argument=("out_table", "table"))
 
     @property
     def output(self) -> str:
@@ -67,32 +73,22 @@ class PerturbConfig:
 
 
 @dataclass
-class PerturbSummary:
-    table: str
+class PerturbSummary(RunSummary):
+    """`artlens perturb`'s summary: the counts of every run (summary.py) and the paintings and contact sheets."""
     deformations: int = 0
-    shards: int = 0
-    shards_skipped: int = 0
-    shards_committed: int = 0
-    shards_unreadable: int = 0
-    images: int = 0                      # deformed images embedded
-    paintings: int = 0                   # clean paintings they came from
-    not_in_table: int = 0                # decoded samples that are not rows of the clean table
-    failures: int = 0
-    elapsed_s: float = 0.0
-    table_rows: int = 0
+    paintings: int = 0                   # clean paintings the deformed images came from
     examples: list[Path] = field(default_factory=list)
 
     @property
-    def exit_code(self) -> int:
-        return EXIT_SOME_FAILED if (self.failures or self.shards_unreadable) else EXIT_OK
+    def not_in_table(self) -> int:
+        """Decoded samples that are not rows of the clean table (skipped)."""
+        return self.samples_skipped
 
     def lines(self) -> list[str]:
-        rate = self.images / self.elapsed_s if self.elapsed_s > 0 else 0.0
         out = [f"table {self.table}: {self.images} deformed images of {self.paintings} paintings "
                f"({self.deformations} deformations x {len(SEVERITIES)} severities) embedded, {self.failures} failed, "
-               f"{rate:.1f} img/s, {self.elapsed_s:.1f} s elapsed",
-               f"shards: {self.shards} total, {self.shards_committed} committed now, {self.shards_skipped} already "
-               f"done (resumed), {self.shards_unreadable} unreadable (retried next run)",
+               f"{self.images_per_s:.1f} img/s, {self.elapsed_s:.1f} s elapsed",
+               self.shard_line(), *self.retry_lines(),
                f"table now holds {self.table_rows} rows"]
         if self.not_in_table:
             out.append(f"{self.not_in_table} samples of the shards are not rows of the clean table (skipped)")
@@ -131,52 +127,27 @@ def _check_model(loaded: LoadedModel, clean: TableEntry) -> LoadedModel:
     return loaded
 
 
-@dataclass
-class _Shard:
-    """What a shard has produced so far: rows, their embeddings, failure rows."""
-    rows: list[dict] = field(default_factory=list)
-    vectors: list[np.ndarray] = field(default_factory=list)
-    failures: list[dict] = field(default_factory=list)
-
-
-def _consume(batch: PerturbBatch, pending: dict[str, _Shard], loaded: LoadedModel, writer: TableWriter,
-             summary: PerturbSummary) -> None:
-    """Embed a batch; at its shard's last batch, commit the shard's rows and failures together."""
-    acc = pending.setdefault(batch.shard, _Shard())
-    if batch.pixels is not None:
-        acc.rows.extend(batch.rows)
-        acc.vectors.append(loaded.embed(batch.pixels))
-    acc.failures.extend(f.as_row() for f in batch.failures)
-    summary.images, summary.failures = summary.images + len(batch.rows), summary.failures + len(batch.failures)
-    summary.not_in_table += batch.skipped
-    if not batch.last:
-        return
-    del pending[batch.shard]
-    if not batch.commit:  # the shard could not be read: its failures are kept, the shard is retried next run
-        writer.record_failures(batch.shard, acc.failures)
-        summary.shards_unreadable += 1
-        return
-    vectors = np.concatenate(acc.vectors) if acc.vectors else np.zeros((0, loaded.dim), np.float32)
-    writer.commit(batch.shard, acc.rows, vectors, acc.failures)
-    summary.shards_committed += 1
-
-
-def _embed_shards(todo: list[str], job: PerturbJob, loaded: LoadedModel, writer: TableWriter,
+def _embed_shards(todo: list[str], job: PerturbJob, loaded: LoadedModel, table: OutputTable,
                   summary: PerturbSummary, cfg: PerturbConfig) -> None:
-    """Deform, embed and commit every shard in `todo`, with a progress bar over deformed images."""
+    """Deform, embed and commit every shard in `todo` (retried by the rule of extract/retry.py), with a
+    progress bar over deformed images."""
     expected = expected_images(todo)
     per_image = len(job.suite.deformations) * len(SEVERITIES)
     bar = tqdm(total=None if expected is None else expected * per_image, unit="img",
                desc=f"perturb {cfg.output}", disable=not cfg.progress, smoothing=0.1)
-    pending: dict[str, _Shard] = {}
     paintings: set[tuple[str, str]] = set()
+
+    def attempt(shards: list[str]) -> None:
+        with ShardCommits([table], summary) as loop:
+            for batch in perturb_loader(shards, job, cfg.workers, pin_memory=loaded.device.type == "cuda"):
+                loop.add(batch, lambda _table, pixels=batch.pixels: loaded.embed(pixels))
+                paintings.update((batch.shard, row["key"]) for row in batch.rows)
+                summary.paintings = len(paintings)
+                bar.update(len(batch.rows))
+                bar.set_postfix(failed=summary.failures, shards=f"{loop.finished}/{len(shards)}")
+
     with bar:
-        for batch in perturb_loader(todo, job, cfg.workers, pin_memory=loaded.device.type == "cuda"):
-            _consume(batch, pending, loaded, writer, summary)
-            paintings.update((batch.shard, row["key"]) for row in batch.rows)
-            summary.paintings = len(paintings)
-            bar.update(len(batch.rows))
-            bar.set_postfix(failed=summary.failures, shards=f"{summary.shards_committed}/{len(todo)}")
+        retry_rounds(todo, attempt, partial(committed_among, [table]), cfg.retries, summary)
 
 
 def run_perturb(cfg: PerturbConfig, loaded: LoadedModel | None = None) -> PerturbSummary:
@@ -185,18 +156,20 @@ def run_perturb(cfg: PerturbConfig, loaded: LoadedModel | None = None) -> Pertur
     clean, keys = _clean_table(cfg)
     loaded = _check_model(loaded or load_for_table(clean, cfg.device, cfg.cache_dir), clean)
     writer = TableWriter(cfg.store, deformation_entry(cfg, clean, suite), overwrite=cfg.overwrite)
-    todo = [u for u in urls if not writer.is_done(u)]
+    table = OutputTable(writer, loaded.dim)
+    table.mark_done(urls)
+    todo = [u for u in urls if u not in table.done]
     summary = PerturbSummary(table=cfg.output, deformations=len(suite.deformations), shards=len(urls),
                              shards_skipped=len(urls) - len(todo))
     start = time.perf_counter()
     if todo:
         _embed_shards(todo, PerturbJob(suite, loaded.preprocess, keys, cfg.max_pixels, cfg.batch_size), loaded,
-                      writer, summary, cfg)
+                      table, summary, cfg)
     summary.elapsed_s = time.perf_counter() - start
     if cfg.save_examples:
         folder = Path(cfg.examples_dir) if cfg.examples_dir else StoreLayout.at(cfg.store).examples_dir(cfg.output)
         summary.examples = write_examples(cfg.shards, keys, suite, cfg.save_examples, folder, cfg.max_pixels)
         if not cfg.examples_dir:
             StoreLayout.at(cfg.store).push(*map(Path, summary.examples))
-    summary.table_rows = writer.finish().rows
+    summary.recount([writer])
     return summary

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from artlens.errors import UserError
 from artlens.pipeline.bundled import bundled_names, find_bundled
-from artlens.pipeline.perturb.deformations import DEFORMATIONS, get_deformation
+from artlens.pipeline.perturb.deformations import DEFORMATIONS, UnknownDeformation, get_deformation
 
 SUITES_DIR = Path(__file__).parent / "suites"
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -29,7 +30,7 @@ _TOP_KEYS = {"name", "work_side", "ssim_side", "deformations"}
 _SPEC_KEYS = {"levels", "options"}
 
 
-class SuiteError(ValueError):
+class SuiteError(UserError):
     """A suite file that cannot be read or breaks the format rules (the message names the file)."""
 
 
@@ -71,7 +72,8 @@ class Suite:
             return self
         unknown = sorted(set(names) - set(self.names))
         if unknown:
-            raise SuiteError(f"--deformations {unknown} are not in suite {self.name} ({', '.join(self.names)})")
+            raise SuiteError(f"deformations {unknown} are not in suite {self.name} ({', '.join(self.names)})",
+                             argument="deformations")
         return replace(self, deformations=tuple(d for d in self.deformations if d.name in set(names)))
 
 
@@ -94,7 +96,7 @@ def _positive_int(path: Path, key: str, value, allow_none: bool = False) -> int 
 def _spec(path: Path, name: str, body) -> DeformationSpec:
     try:
         deformation = get_deformation(name)
-    except ValueError as exc:
+    except UnknownDeformation as exc:
         raise SuiteError(f"{path}: {exc}") from None
     if not isinstance(body, dict) or set(body) - _SPEC_KEYS or "levels" not in body:
         raise SuiteError(f"{path}: {name} needs a mapping with 'levels' (and optionally 'options')")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from artlens.errors import UserError
 from artlens.pipeline.imaging.decode import DEFAULT_MAX_PIXELS
 
 
@@ -21,6 +22,6 @@ class ShardsConfig:
 
     def __post_init__(self) -> None:
         if self.shard_size < 1:
-            raise ValueError(f"--shard-size must be at least 1, got {self.shard_size}")
+            raise UserError(f"shard_size must be at least 1, got {self.shard_size}", argument="shard_size")
         if self.max_side is not None and self.max_side < 16:
-            raise ValueError(f"--max-side must be at least 16 pixels, got {self.max_side}")
+            raise UserError(f"max_side must be at least 16 pixels, got {self.max_side}", argument="max_side")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from artlens.errors import UserError
 from artlens.pipeline.shards.tarsamples import RawSample
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
@@ -17,7 +18,9 @@ RESERVED = frozenset({"key", "shard", "width", "height", "embedding"})
 PROMOTED = ("source_path", "caption")
 
 
-class RecordError(ValueError):
+class RecordError(UserError):
+    """A sample that cannot become a record (no image, bad metadata); recorded as a failure of `stage`."""
+
     def __init__(self, stage: str, message: str):
         super().__init__(message)
         self.stage = stage

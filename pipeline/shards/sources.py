@@ -15,14 +15,15 @@ from typing import Callable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from artlens.errors import UserError
 from artlens.pipeline.shards.config import ShardsConfig
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 JOIN_COLUMNS = ("source_path", "path", "relative_path", "file", "filename", "file_name", "image", "name")
 
 
-class SourceError(ValueError):
-    pass
+class SourceError(UserError):
+    """A source, metadata or class file that cannot be read as asked."""
 
 
 @dataclass
@@ -105,14 +106,15 @@ def _wikiart_classes(class_file: str) -> dict[str, str]:
 
 
 def wikiart_source(cfg: ShardsConfig) -> Iterator[SourceItem]:
-    """WikiArt as distributed with ArtGAN: SRC is the image root, --metadata a headerless split CSV of
-    `relative/path.jpg,class_idx`, --class-file the `idx Name` lines (label column named after it)."""
+    """WikiArt as distributed with ArtGAN: SRC is the image root, `metadata` a headerless split CSV of
+    `relative/path.jpg,class_idx`, `class_file` the `idx Name` lines (label column named after it)."""
     if not cfg.metadata or not cfg.class_file:
-        raise SourceError("--format wikiart needs --metadata SPLIT.csv and --class-file CLASS.txt "
-                          "(e.g. style_train.csv and style_class.txt from ArtGAN's WikiArt)")
-    for option, path in (("--metadata", cfg.metadata), ("--class-file", cfg.class_file)):
+        raise SourceError("`format` wikiart needs `metadata` SPLIT.csv and `class_file` CLASS.txt "
+                          "(e.g. style_train.csv and style_class.txt from ArtGAN's WikiArt)",
+                          argument=("format", "metadata", "class_file"))
+    for option, path in (("metadata", cfg.metadata), ("class_file", cfg.class_file)):
         if not Path(path).is_file():
-            raise SourceError(f"{option} file {path} does not exist")
+            raise SourceError(f"`{option}` file {path} does not exist", argument=option)
     if not Path(cfg.source).is_dir():
         raise SourceError(f"{cfg.source} is not a directory (the WikiArt image root)")
     classes = _wikiart_classes(cfg.class_file)
@@ -140,7 +142,8 @@ def _wikiart_items(cfg: ShardsConfig, classes: dict[str, str]) -> Iterator[Sourc
 def _image_column(schema: pa.Schema, wanted: str | None) -> str:
     if wanted:
         if wanted not in schema.names:
-            raise SourceError(f"--image-column {wanted!r} not in the table's columns {schema.names}")
+            raise SourceError(f"image_column {wanted!r} not in the table's columns {schema.names}",
+                              argument="image_column")
         return wanted
     for fld in schema:
         if pa.types.is_binary(fld.type) or pa.types.is_large_binary(fld.type):
@@ -148,7 +151,7 @@ def _image_column(schema: pa.Schema, wanted: str | None) -> str:
         if pa.types.is_struct(fld.type) and "bytes" in [f.name for f in fld.type]:
             return fld.name
     raise SourceError(f"no image column (binary, or struct with 'bytes') among {schema.names}; "
-                      "name it with --image-column")
+                      "name it with `image_column`", argument="image_column")
 
 
 def parquet_source(cfg: ShardsConfig) -> Iterator[SourceItem]:
@@ -199,11 +202,11 @@ def get_source(name: str) -> Callable[[ShardsConfig], Iterator[SourceItem]]:
     try:
         return SOURCES[name]
     except KeyError:
-        raise SourceError(f"unknown --format {name!r}; choose from {sorted(SOURCES)}") from None
+        raise SourceError(f"unknown format {name!r}; choose from {sorted(SOURCES)}", argument="format") from None
 
 
 def source_for(cfg: ShardsConfig) -> Iterator[SourceItem]:
     if cfg.format == "folder" and Path(cfg.source).is_file() and cfg.source.endswith(".parquet"):
-        raise SourceError(f"{cfg.source} is a Parquet file: add --format parquet")
+        raise SourceError(f"{cfg.source} is a Parquet file: add `format` parquet", argument="format")
     return get_source(cfg.format)(cfg)
 

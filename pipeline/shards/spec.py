@@ -8,9 +8,11 @@ from pathlib import Path
 import braceexpand
 import fsspec
 
+from artlens.errors import UserError
 
-class ShardSpecError(ValueError):
-    pass
+
+class ShardSpecError(UserError):
+    """A shards SPEC that names no shards, or shards that do not exist."""
 
 
 def _from_list_file(path: Path) -> list[str]:

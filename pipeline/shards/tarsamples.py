@@ -13,6 +13,7 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
+from artlens.errors import ArtlensError
 from artlens.pipeline.failures import Failure, Handler
 from artlens.pipeline.shards.spec import open_shard
 
@@ -29,8 +30,8 @@ class RawSample:
     offsets: dict[str, int] = field(default_factory=dict)
 
 
-class TarCut(Exception):
-    """The tar stream ended inside a header or a member."""
+class TarCut(ArtlensError):
+    """The tar stream ended inside a header or a member (caught where the shard is read: a failure row)."""
 
     def __init__(self, after: str | None, reading: str | None, cause: BaseException):
         super().__init__(f"truncated or corrupt tar (last complete member: {after!r}, "

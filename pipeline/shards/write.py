@@ -20,6 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from artlens import __version__
+from artlens.errors import OutputExists
 from artlens.pipeline.shards.config import ShardsConfig
 from artlens.pipeline.imaging.decode import ImageRejected, decode_image, open_checked
 from artlens.pipeline.shards.sources import SourceItem, source_for
@@ -133,7 +134,7 @@ def write_shards(cfg: ShardsConfig, items: Iterable[SourceItem] | None = None,
     out.mkdir(parents=True, exist_ok=True)
     stale = sorted(out.glob("[0-9][0-9][0-9][0-9][0-9].tar"))
     if stale:
-        raise FileExistsError(f"{out} already holds shards ({stale[0].name}, …); choose an empty --out")
+        raise OutputExists(f"{out} already holds shards ({stale[0].name}, …); choose an empty `out`", argument="out")
     manifest = ShardsManifest(source=str(cfg.source), format=cfg.format)
     writer, keys = ShardWriter(out, cfg.shard_size), KeyMaker()
     for item in tqdm(items, unit="img", desc="shards", disable=not cfg.progress):

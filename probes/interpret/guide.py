@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from artlens.probes.interpret.source import ModelSource
+from artlens.probes.interpret.config import GuideConfig
 from artlens.probes.interpret.view import ClipScore, SourceImage, to_numpy_image
 
 
@@ -39,31 +39,6 @@ class SignAscent(torch.optim.Optimizer):
 
 #: --optimizer → optimiser class over the pixels (it minimises −score); described in names.OPTIMIZER_TEXTS.
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"sign": SignAscent, "adam": torch.optim.Adam}
-
-
-@dataclass(frozen=True)
-class GuideConfig:
-    images: tuple[str, ...]       # image files (folders already expanded)
-    text: str
-    out: str                      # output folder
-    source: ModelSource
-    steps: int = 10
-    lr: float = 1 / 255
-    optimizer: str = "sign"
-    noise_draws: int = 5
-    seed: int = 0
-    n_boot: int = 1000
-
-    def __post_init__(self) -> None:
-        if not self.images:
-            raise ValueError("give at least one --image")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown --optimizer {self.optimizer!r}; optimizers: {', '.join(OPTIMIZERS)}")
-        if self.steps < 1 or self.noise_draws < 1 or not 0 < self.lr <= 1:
-            raise ValueError(f"--steps and --noise-draws must be at least 1 and --lr in (0, 1], got "
-                             f"{self.steps}, {self.noise_draws}, {self.lr}")
-        if not self.text.strip():
-            raise ValueError("--text must not be empty")
 
 
 @dataclass(frozen=True)

@@ -43,16 +43,16 @@ def check_vit(visual: torch.nn.Module) -> list[torch.nn.MultiheadAttention]:
     """The attention modules of every block, or RolloutUnsupported saying why not."""
     if not isinstance(visual, VisionTransformer):
         raise RolloutUnsupported(f"attention rollout needs a ViT image tower (open_clip VisionTransformer); this "
-                                 f"model's is {type(visual).__name__}: use --method ig")
+                                 f"model's is {type(visual).__name__}: use `method` ig", argument="method")
     if getattr(visual, "attn_pool", None) is not None or visual.pool_type not in POOLED_ROW:
         raise RolloutUnsupported(f"attention rollout supports ViTs pooled by {sorted(POOLED_ROW)} without an "
-                                 "attentional pooler; use --method ig")
+                                 "attentional pooler; use `method` ig", argument="method")
     blocks = list(visual.transformer.resblocks)
     odd = [type(b).__name__ for b in blocks if not isinstance(b, ResidualAttentionBlock)
            or not isinstance(b.attn, torch.nn.MultiheadAttention) or not b.attn._qkv_same_embed_dim]
     if odd:
         raise RolloutUnsupported(f"attention rollout reproduces open_clip's standard ViT block only, not {odd[0]}; "
-                                 "use --method ig")
+                                 "use `method` ig", argument="method")
     return [b.attn for b in blocks]
 
 

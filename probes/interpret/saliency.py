@@ -19,8 +19,9 @@ import torch
 
 from artlens.pipeline.models.load import LoadedModel
 from artlens.probes.interpret import ig, rollout
+from artlens.probes.interpret.config import SaliencyConfig
 from artlens.probes.interpret.heatmap import save_overlay
-from artlens.probes.interpret.source import ModelSource, describe
+from artlens.probes.interpret.source import describe
 from artlens.probes.interpret.view import ClipScore, read_image, to_numpy_image
 
 
@@ -30,31 +31,6 @@ class SaliencyMap:
     signed: bool                  # attributions (±) or a relevance ≥ 0
     score: float                  # cosine of the image and text embeddings
     details: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SaliencyConfig:
-    image: str
-    text: str
-    out: str                      # FILE.png; the sidecar is FILE.json
-    source: ModelSource
-    method: str = "ig"
-    steps: int = 50               # ig: points on the path from the baseline
-    baseline: str = "black"       # ig: see ig.BASELINES
-    batch_size: int = 16          # ig: path points per forward pass
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown --method {self.method!r}; methods: {', '.join(METHODS)}")
-        if self.baseline not in ig.BASELINES:
-            raise ValueError(f"unknown --baseline {self.baseline!r}; baselines: {', '.join(ig.BASELINES)}")
-        if self.steps < 2 or self.batch_size < 1:
-            raise ValueError(f"--steps must be at least 2 and --batch-size at least 1, got {self.steps}, "
-                             f"{self.batch_size}")
-        if Path(self.out).suffix.lower() != ".png":
-            raise ValueError(f"--out must name a .png file, got {self.out}")
-        if not self.text.strip():
-            raise ValueError("--text must not be empty")
 
 
 def _integrated_gradients(scorer: ClipScore, view: torch.Tensor, cfg: SaliencyConfig) -> SaliencyMap:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms as T
 
+from artlens.errors import MissingInput, UserError
 from artlens.pipeline.imaging.decode import ImageRejected, decode_image
 from artlens.pipeline.models.load import LoadedModel, ModelError
 from artlens.pipeline.shards.sources import IMAGE_SUFFIXES
@@ -34,24 +35,24 @@ def read_image(path: str | Path) -> SourceImage:
     """Decode one image file (EXIF, odd modes, alpha on white); errors name the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image {path} does not exist (or is not a file)")
+        raise MissingInput(f"image {path} does not exist (or is not a file)")
     data = path.read_bytes()
     try:
         image = decode_image(data)
     except ImageRejected as exc:
-        raise ImageRejected(f"image {path}: {exc}") from None
+        raise ImageRejected(f"image {path}: {exc}", argument=exc.arguments) from None
     return SourceImage(str(path), hashlib.sha256(data).hexdigest(), image)
 
 
 def image_paths(specs: list[str]) -> list[Path]:
-    """--image values: files, or folders whose images (by suffix, sorted) are taken."""
+    """`images` values: files, or folders whose images (by suffix, sorted) are taken."""
     paths: list[Path] = []
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise FileNotFoundError(f"folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+                raise MissingInput(f"folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             paths.extend(found)
         else:
             paths.append(path)
@@ -89,7 +90,7 @@ class ClipScore(torch.nn.Module):
     def __init__(self, loaded: LoadedModel, text: str):
         super().__init__()
         if not text.strip():
-            raise ValueError("--text must not be empty")
+            raise UserError("text must not be empty", argument="text")
         self.loaded = loaded
         self.view = ModelView(loaded.preprocess)
         self.text = text

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from artlens import store
+from artlens.errors import UserError
 
 from artlens.probes.report.figures import draw_figures
 from artlens.probes.report.model import Header, build_entry, group_sections, tables_table
@@ -15,7 +16,7 @@ from artlens.probes.report.sections import result_names
 FIGURES_DIR = "figures"
 
 
-class ReportError(ValueError):
+class ReportError(UserError):
     """The store has nothing to report (a user error: the CLI exits 2)."""
 
 

@@ -91,7 +91,7 @@ def test_ai_paintings_are_closer_to_each_other_than_to_the_national_gallery(past
 
 def test_no_key_column_lists_the_candidates(tmp_path):
     data = require(AI_PASTICHE_NGA)
-    with pytest.raises(ImportSourceError, match=r"pass --key-column; candidates .*\['objectid', 'link'\]"):
+    with pytest.raises(ImportSourceError, match=r"pass `key_column`; candidates .*\['objectid', 'link'\]"):
         run_import(cfg(data / "ngd.parquet", tmp_path / "st", "ngd", VIT_L))
 
 

@@ -1,11 +1,14 @@
-"""`artlens extract --devices all|0,1,...`: one process per device, each extracting its share of the shards.
+"""`artlens extract --devices all|0,1,...` (`ExtractConfig.devices`): one process per device, each extracting
+its share of the shards.
 
-Shard i goes to device i mod N (of the full, ordered shard list, so the split does not depend on what is
-already done). Every process runs the ordinary extractor on its share, so each shard is committed by the
-same atomic per-shard protocol, and the rows are those of a one-process run. Processes are spawned (CUDA
-cannot be forked). When a process fails, the shards it left uncommitted are shared out again over the
-devices, up to `retries` rounds; a killed run resumes like any extraction (committed shards are skipped).
-The parent shows one progress bar (committed parts) and recounts the tables at the end.
+Shard i of a round goes to device i mod N, so the first round's split does not depend on what is already
+done. Every process runs the local engine on its share (run.py, one round: the parent does the retrying),
+so each shard is committed by the same commit loop and atomic per-shard protocol, and the rows are those of
+a one-process run. Processes are spawned (CUDA cannot be forked). The retrier (retry.py) makes the rounds:
+the shards a round did not commit (unreadable, or left by a process that failed) are shared out again over
+the devices. A process's `UserError` or `SampleError` is raised by the parent, unretried. A killed run
+resumes like any extraction (committed shards are skipped). The parent shows one progress bar (committed
+parts), merges the processes' per-shard counts and recounts the tables at the end.
 """
 from __future__ import annotations
 
@@ -14,23 +17,27 @@ import multiprocessing
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 from tqdm import tqdm
 
+from artlens.errors import UserError
 from artlens.store.catalog import Catalog
 from artlens.store.layout import StoreLayout
 from artlens.store.remote import refresh
 from artlens.store.writer import TableWriter
 
 from artlens.pipeline.extract.config import ExtractConfig
-from artlens.pipeline.extract.run import ExtractSummary, run_extract
-from artlens.pipeline.shards.spec import expand_shards
+from artlens.pipeline.extract.retry import NOT_RETRIED, retry_rounds
+from artlens.pipeline.extract.run import run_extract, selected_shards
+from artlens.pipeline.extract.summary import ExtractSummary
+from artlens.pipeline.failures import Failure, SampleError
 
 
-class DevicesError(ValueError):
+class DevicesError(UserError):
     pass
 
 
@@ -40,11 +47,11 @@ def parse_devices(text: str, cuda_count: Callable[[], int] | None = None) -> lis
         import torch
         count = (cuda_count or torch.cuda.device_count)()
         if count == 0:
-            raise DevicesError("--devices all: torch sees no CUDA device")
+            raise DevicesError("`devices` all: torch sees no CUDA device", argument="devices")
         return [f"cuda:{i}" for i in range(count)]
     devices = [d.strip() for d in text.split(",") if d.strip()]
     if not devices:
-        raise DevicesError("--devices names no device")
+        raise DevicesError("`devices` names no device", argument="devices")
     return [f"cuda:{d}" if d.isdigit() else d for d in devices]
 
 
@@ -54,21 +61,26 @@ def assign(urls: list[str], devices: list[str]) -> dict[str, list[str]]:
 
 
 def _child(cfg: ExtractConfig, out: str) -> None:
-    summary = run_extract(cfg)
-    Path(out).write_text(json.dumps(summary.__dict__))
+    """A device process: its share through the local engine; the summary (or the refusal) to `out`."""
+    try:
+        summary = run_extract(cfg)
+    except NOT_RETRIED as exc:
+        Path(out).write_text(json.dumps({"refused": refusal(exc)}))
+        raise SystemExit(1)
+    Path(out).write_text(json.dumps(asdict(summary)))
 
 
-@dataclass
-class DevicesSummary(ExtractSummary):
-    devices: list[str] = field(default_factory=list)
-    retried_shards: int = 0
-    failed_processes: int = 0
+def refusal(exc: Exception) -> dict:
+    """A UserError or SampleError as JSON, for the parent to raise again."""
+    if isinstance(exc, SampleError):
+        return {"kind": "sample", "failure": exc.failure.as_row()}
+    return {"kind": "user", "message": str(exc), "arguments": list(getattr(exc, "arguments", ()))}
 
-    def lines(self) -> list[str]:
-        out = super().lines()
-        out.insert(1, f"devices: {', '.join(self.devices)}; {self.failed_processes} process(es) failed, "
-                      f"{self.retried_shards} shard(s) retried")
-        return out
+
+REFUSALS: dict[str, Callable[[dict], Exception]] = {
+    "sample": lambda r: SampleError(Failure(**r["failure"])),
+    "user": lambda r: UserError(r["message"], argument=tuple(r["arguments"])),
+}
 
 
 def _done(cfg: ExtractConfig, urls: list[str], fresh: bool = True) -> set[str]:
@@ -81,70 +93,87 @@ def _done(cfg: ExtractConfig, urls: list[str], fresh: bool = True) -> set[str]:
     return {u for u in urls if all(layout.part_path(t, u).exists() for t in tables)}
 
 
-def run_on_devices(cfg: ExtractConfig, devices: list[str], retries: int = 1,
-                   child: Callable[[ExtractConfig, str], None] = _child) -> DevicesSummary:
-    urls = expand_shards(cfg.shards)
+def run_on_devices(cfg: ExtractConfig, child: Callable[[ExtractConfig, str], None] = _child) -> ExtractSummary:
+    """Extract with one process per device of `cfg.devices`; `child` is the process's function."""
+    if not cfg.devices:
+        raise DevicesError("`devices` names no device", argument="devices")
+    urls = selected_shards(cfg)
     if cfg.overwrite:  # drop once here, not in every process
         for table, _ in cfg.targets():
             if _exists(cfg.store, table):
                 TableWriter.reopen(cfg.store, table).drop(table)
-    summary = DevicesSummary(table=", ".join(t for t, _ in cfg.targets()), shards=len(urls), devices=devices)
+    summary = ExtractSummary(table=", ".join(t for t, _ in cfg.targets()), shards=len(urls),
+                             devices=list(cfg.devices))
     done = _done(cfg, urls)
     summary.shards_skipped = len(done)
-    context = multiprocessing.get_context("spawn")
-    # The machine's cores are shared by the device processes: each gets its part of the decode workers.
-    cores = os.cpu_count() or 2
-    workers = cfg.workers if cfg.workers is not None else max(1, (cores - 2 * len(devices)) // len(devices))
-    start, todo, rounds = time.perf_counter(), [u for u in urls if u not in done], 0
+    start = time.perf_counter()
     bar = tqdm(total=len(urls), initial=summary.shards_skipped, unit="shard",
-               desc=f"extract on {len(devices)} devices", disable=not cfg.progress)
+               desc=f"extract on {len(cfg.devices)} devices", disable=not cfg.progress)
     with bar, tempfile.TemporaryDirectory(prefix="artlens-devices-") as tmp:
-        scratch = Path(tmp)
-        while todo and rounds <= retries:
-            shares = assign(todo, devices)
-            procs = {}
-            for name, share in shares.items():
-                if not share:
-                    continue
-                device = name.split(":", 1)[1]
-                sub = replace(cfg, only=tuple(share), overwrite=False, progress=False, workers=workers,
-                              model=replace(cfg.model, device=device),
-                              models=tuple(replace(m, device=device) for m in cfg.models))
-                out = str(scratch / f"{rounds}-{name.replace(':', '_')}.json")
-                proc = context.Process(target=child, args=(sub, out), name=f"artlens-extract-{name}")
-                proc.start()
-                procs[name] = (proc, out)
-            while any(p.is_alive() for p, _ in procs.values()):
-                time.sleep(0.5)
-                bar.n = len(_done(cfg, urls, fresh=False))
-                bar.refresh()
-            for proc, out in procs.values():
-                proc.join()
-                if proc.exitcode == 0 and Path(out).exists():
-                    _add(summary, json.loads(Path(out).read_text()))
-                else:
-                    summary.failed_processes += 1
-            left = [u for u in todo if u not in _done(cfg, urls)]
-            summary.retried_shards += len(left) if rounds < retries else 0
-            todo, rounds = left, rounds + 1
+        rounds = DeviceRound(cfg, child, Path(tmp), summary, bar, urls)
+        retry_rounds([u for u in urls if u not in done], rounds, partial(_done, cfg), cfg.retries, summary)
         bar.n = len(_done(cfg, urls))
         bar.refresh()
     summary.elapsed_s = time.perf_counter() - start
-    summary.shards_unreadable += len(todo)  # still not committed after every retry
-    for table, _ in cfg.targets():
-        if _exists(cfg.store, table):
-            entry = TableWriter.reopen(cfg.store, table).finish()
-            summary.tables_rows[table] = entry.rows
-            summary.table_rows, summary.schema_conflicts = entry.rows, entry.conflicts()
+    summary.recount(TableWriter.reopen(cfg.store, t) for t, _ in cfg.targets() if _exists(cfg.store, t))
     return summary
+
+
+@dataclass
+class DeviceRound:
+    """One round: the shards shared out over the devices, one spawned process each, waited for."""
+    cfg: ExtractConfig
+    child: Callable[[ExtractConfig, str], None]
+    scratch: Path
+    summary: ExtractSummary
+    bar: tqdm
+    urls: list[str]
+    number: int = 0
+
+    def __call__(self, shards: list[str]) -> None:
+        self.number += 1
+        procs = self.start(shards)
+        while any(p.is_alive() for p, _ in procs):
+            time.sleep(0.5)
+            self.bar.n = len(_done(self.cfg, self.urls, fresh=False))
+            self.bar.refresh()
+        refused = [r for r in (self.collect(p, Path(out)) for p, out in procs) if r is not None]
+        if refused:
+            raise REFUSALS[refused[0]["kind"]](refused[0])
+
+    def start(self, shards: list[str]) -> list[tuple]:
+        context = multiprocessing.get_context("spawn")
+        # The machine's cores are shared by the device processes: each gets its part of the decode workers.
+        n, cores = len(self.cfg.devices), os.cpu_count() or 2
+        workers = self.cfg.workers if self.cfg.workers is not None else max(1, (cores - 2 * n) // n)
+        procs = []
+        for name, share in assign(shards, list(self.cfg.devices)).items():
+            if not share:
+                continue
+            device = name.split(":", 1)[1]
+            sub = replace(self.cfg, only=tuple(share), devices=(), retries=0, overwrite=False, progress=False,
+                          workers=workers, model=replace(self.cfg.model, device=device),
+                          models=tuple(replace(m, device=device) for m in self.cfg.models))
+            out = str(self.scratch / f"{self.number}-{name.replace(':', '_')}.json")
+            proc = context.Process(target=self.child, args=(sub, out), name=f"artlens-extract-{name}")
+            proc.start()
+            procs.append((proc, out))
+        return procs
+
+    def collect(self, proc, out: Path) -> dict | None:
+        """Join a process and take its per-shard counts; its refusal, if it refused its input."""
+        proc.join()
+        result = json.loads(out.read_text()) if out.exists() else {}
+        if "refused" in result:
+            return result["refused"]
+        if proc.exitcode == 0 and result:
+            self.summary.absorb(result["tallies"])
+            self.summary.decode = result.get("decode") or self.summary.decode
+        else:
+            self.summary.failed_processes += 1
+        return None
 
 
 def _exists(root: str, table: str) -> bool:
     path = StoreLayout.at(root).catalog_path
     return path.exists() and Catalog(path).get(table) is not None
-
-
-def _add(total: DevicesSummary, part: dict) -> None:
-    for key in ("shards_committed", "shards_unreadable", "images", "failures", "gpu_decoded"):
-        setattr(total, key, getattr(total, key) + part.get(key, 0))
-    total.decode = part.get("decode", total.decode)

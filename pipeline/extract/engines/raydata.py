@@ -2,12 +2,14 @@
 
     shard list ──(CPU tasks: read + decode + geometry, `loader.shard_batches`)──▶ per-shard batches of uint8 pixels
                ──(actor pool: the model, one GPU per actor on a cluster)──▶ embeddings
-               ──(driver: TableWriter)──▶ one committed part per shard, the same protocol as the local engine
+               ──(driver: the commit loop every engine shares, commit.py)──▶ one committed part per shard
 
 Each Ray row is one batch of one shard (rows of a shard never mix with another's), numbered, with the
-shard's last batch flagged and carrying the count; the driver commits a shard once it holds all its
-batches, whatever order they arrive in. Committed shards are skipped, so a killed run resumes. Without
-`--address` a local Ray instance is started (`ray.init()`); with one, the driver joins that cluster
+shard's last batch flagged; rows arrive in any order, so the driver holds a shard's rows until it has them
+all (`in_shard_order`) and then feeds them, in order, to the commit loop. A round is one Ray Data pipeline
+over the shards still to do; the retrier (retry.py) runs another over those it did not commit (a shard that
+could not be read, a pipeline that raised). Committed shards are skipped, so a killed run resumes. Without
+`address` a local Ray instance is started (`ray.init()`); with one, the driver joins that cluster
 (docs/scaling.md says what to request per actor).
 """
 from __future__ import annotations
@@ -15,16 +17,20 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
+from typing import Iterable, Iterator
 
 import numpy as np
 
+from artlens.pipeline.extract.commit import ShardCommits, committed_among
 from artlens.pipeline.extract.config import ExtractConfig
-from artlens.pipeline.extract.run import ExtractSummary, _targets, decode_device, finish_tables, pending_shards
+from artlens.pipeline.extract.loader import DecodeOptions, ShardBatch, shard_batches
+from artlens.pipeline.extract.retry import retry_rounds
+from artlens.pipeline.extract.run import Target, open_targets, pending_shards, selected_shards
+from artlens.pipeline.extract.summary import ExtractSummary
 from artlens.pipeline.failures import Failure
-from artlens.pipeline.extract.loader import DecodeOptions, shard_batches
 from artlens.pipeline.models.load import device_default, load_model
-from artlens.pipeline.shards.spec import expand_shards
 
 
 def _decode(item: dict, plans: list, opts: DecodeOptions) -> list[dict]:
@@ -62,71 +68,76 @@ class _Embed:
         return out
 
 
-@dataclass
-class _Shard:
-    batches: dict[int, dict] = field(default_factory=dict)
-    count: int | None = None     # number of batches, known once the last one arrived
+def in_shard_order(rows: Iterable[dict]) -> Iterator[dict]:
+    """Ray rows, batches of shards in any order → every shard's rows in batch order, once it has them all."""
+    held: dict[str, dict[int, dict]] = {}
+    counts: dict[str, int] = {}           # a shard's number of batches, known once its last one arrived
+    for row in rows:
+        shard = held.setdefault(row["shard"], {})
+        shard[int(row["index"])] = row
+        if row["last"]:
+            counts[row["shard"]] = int(row["index"]) + 1
+        if len(shard) == counts.get(row["shard"]):
+            del held[row["shard"]], counts[row["shard"]]
+            yield from (shard[i] for i in range(len(shard)))
 
 
-def run_with_ray(cfg: ExtractConfig, address: str | None = None, actors: int | None = None) -> ExtractSummary:
+def as_batch(row: dict, dims: list[int]) -> tuple[ShardBatch, list[np.ndarray]]:
+    """A Ray row → the batch the commit loop takes, and its embeddings for each table."""
+    batch = ShardBatch(shard=row["shard"], rows=json.loads(row["rows"]),
+                       failures=[Failure(**f) for f in json.loads(row["failures"])],
+                       last=bool(row["last"]), commit=bool(row["commit"]))
+    vectors = [np.asarray(row[f"embedding{t}"], dtype=np.float32).reshape(-1, dim) for t, dim in enumerate(dims)]
+    return batch, vectors
+
+
+def run_with_ray(cfg: ExtractConfig) -> ExtractSummary:
     import ray
 
-    urls = expand_shards(cfg.shards)
-    if cfg.only:
-        urls = [u for u in urls if u in set(cfg.only)]
-    targets, plans = _targets(cfg, None)  # the driver validates the tables (and drops them with --overwrite)
-    if decode_device(cfg, [t.loaded for t in targets]) is not None and cfg.decode == "gpu":
-        raise ValueError("--engine ray decodes on CPU tasks; use --decode cpu or auto")
+    urls = selected_shards(cfg)
+    targets, plans = open_targets(cfg, None)  # the driver validates the tables (and drops them with overwrite)
     todo = pending_shards(urls, targets)
     summary = ExtractSummary(table=", ".join(t.table for t in targets), shards=len(urls),
                              shards_skipped=len(urls) - len(todo), decode="Pillow in Ray CPU tasks")
     start = time.perf_counter()
+    tables = [t.out for t in targets]
     if todo:
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.WARNING)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = cfg.progress
         logging.getLogger("ray.data").setLevel(logging.INFO if cfg.progress else logging.WARNING)
-        device = targets[0].loaded.device
-        batch_size = cfg.batch_size or device_default(device, "batch_size")
-        opts = DecodeOptions(max_pixels=cfg.max_pixels, batch_size=batch_size)
-        use_gpu = device.type == "cuda"
-        specs = [spec for _, spec in cfg.targets()]
-        ds = ray.data.from_items([{"shard": u} for u in todo], override_num_blocks=len(todo))
-        ds = ds.flat_map(_decode, fn_kwargs={"plans": plans, "opts": opts})
-        ds = ds.map_batches(_Embed, fn_constructor_args=(specs, [t.plan for t in targets]), batch_size=1,
-                            concurrency=actors or (int(ray.available_resources().get("GPU", 0)) or 1),
-                            num_gpus=1 if use_gpu else 0)
-        pending: dict[str, _Shard] = {}
-        for row in ds.iter_rows():
-            shard = pending.setdefault(row["shard"], _Shard())
-            shard.batches[int(row["index"])] = row
-            if row["last"]:
-                shard.count = int(row["index"]) + 1
-            if shard.count is not None and len(shard.batches) == shard.count:
-                _commit(pending.pop(row["shard"]), row["shard"], targets, summary)
+        retry_rounds(todo, RayRound(ray, cfg, targets, plans, summary), partial(committed_among, tables),
+                     cfg.retries, summary)
     summary.elapsed_s = time.perf_counter() - start
-    finish_tables(targets, summary)
+    summary.recount(t.writer for t in tables)
     return summary
 
 
-def _commit(shard: _Shard, url: str, targets: list, summary: ExtractSummary) -> None:
-    batches = [shard.batches[i] for i in range(shard.count)]
-    rows = [r for b in batches for r in json.loads(b["rows"])]
-    failures = [Failure(**f).as_row() for b in batches for f in json.loads(b["failures"])]
-    commit = all(bool(b["commit"]) for b in batches)
-    summary.images += len(rows)
-    summary.failures += len(failures)
-    for t, target in enumerate(targets):
-        if url in target.done:
-            continue
-        if not commit:
-            target.writer.record_failures(url, failures)
-            continue
-        vectors = [np.asarray(b[f"embedding{t}"], dtype=np.float32).reshape(-1, target.loaded.dim) for b in batches]
-        vectors = [v for v in vectors if len(v)]
-        array = np.concatenate(vectors) if vectors else np.zeros((0, target.loaded.dim), np.float32)
-        target.writer.commit(url, rows, array, failures)
-    summary.shards_committed += int(commit)
-    summary.shards_unreadable += int(not commit)
+@dataclass
+class RayRound:
+    """One round on Ray: a Ray Data pipeline over the given shards, its rows committed by the driver."""
+    ray: object
+    cfg: ExtractConfig
+    targets: list[Target]
+    plans: list
+    summary: ExtractSummary
 
+    def __call__(self, shards: list[str]) -> None:
+        dims = [t.loaded.dim for t in self.targets]
+        with ShardCommits([t.out for t in self.targets], self.summary, self.cfg.strict) as loop:
+            for row in in_shard_order(self.dataset(shards).iter_rows()):
+                batch, vectors = as_batch(row, dims)
+                loop.add(batch, vectors.__getitem__)
+
+    def dataset(self, shards: list[str]):
+        device = self.targets[0].loaded.device
+        opts = DecodeOptions(max_pixels=self.cfg.max_pixels,
+                             batch_size=self.cfg.batch_size or device_default(device, "batch_size"))
+        actors = self.cfg.actors or (int(self.ray.available_resources().get("GPU", 0)) or 1)
+        specs = [spec for _, spec in self.cfg.targets()]
+        ds = self.ray.data.from_items([{"shard": u} for u in shards], override_num_blocks=len(shards))
+        ds = ds.flat_map(_decode, fn_kwargs={"plans": self.plans, "opts": opts})
+        return ds.map_batches(_Embed, fn_constructor_args=(specs, [t.plan for t in self.targets]), batch_size=1,
+                              concurrency=actors, num_gpus=1 if device.type == "cuda" else 0)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from artlens.errors import UserError
 from artlens.pipeline.imaging.decode import ImageRejected, open_checked
 from artlens.pipeline.imaging.gpu.resample import Source
 
@@ -138,8 +139,10 @@ def jpeg_decoder(device: torch.device, name: str = "auto"):
     if name != "auto":
         cls = DECODERS[name]
         if not cls.available(device):
-            raise ValueError(f"JPEG decoder {name!r} is not available on {device} "
-                             f"(nvimgcodec needs CUDA and `pip install 'artlens[gpu-cu13]'`, or gpu-cu12, as torch.version.cuda)")
+            raise UserError(f"JPEG decoder {name!r} is not available on {device} "
+                            "(nvimgcodec needs CUDA and `pip install 'artlens[gpu-cu13]'`, or gpu-cu12, as "
+                            "torch.version.cuda)",
+                            argument="jpeg_decoder")
         return cls(device)
     return next(cls(device) for cls in DECODERS.values() if cls.available(device))
 

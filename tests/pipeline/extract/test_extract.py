@@ -152,15 +152,6 @@ def test_other_model_or_weights_refused_unless_overwrite(tmp_path, extract, tiny
         assert s.sql("SELECT pretrained FROM catalog").column(0)[0].as_py() == "random:seed=1"
 
 
-def test_rerun_skips_completed_shards(tmp_path, extract):
-    for i in range(3):
-        write_tar(tmp_path / "s" / f"{i:05d}.tar", [(f"k{i}.jpg", f.jpeg())])
-    first = extract(tmp_path / "s")
-    again = extract(tmp_path / "s")
-    assert (first.shards_committed, again.shards_committed, again.shards_skipped) == (3, 0, 3)
-    assert again.table_rows == 3
-
-
 def test_brace_pattern_and_list_file_specs(tmp_path, extract):
     for i in range(3):
         write_tar(tmp_path / "s" / f"{i:05d}.tar", [(f"k{i}.jpg", f.jpeg())])

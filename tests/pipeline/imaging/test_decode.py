@@ -97,5 +97,5 @@ def test_decompression_bomb_rejected_from_header():
 
 
 def test_pixel_limit_is_configurable():
-    with pytest.raises(ImageRejected, match="exceeds --max-pixels 1,000"):
+    with pytest.raises(ImageRejected, match="exceeds max_pixels 1,000"):
         decode_image(f.jpeg(96, 64), max_pixels=1000)

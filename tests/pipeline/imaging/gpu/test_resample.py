@@ -90,7 +90,7 @@ def test_jpeg_decoder_choice_and_clear_errors():
     assert isinstance(jpeg_decoder(torch.device("cpu")), TorchvisionJpeg)
     with pytest.raises(ValueError, match="gpu-cu13"):
         jpeg_decoder(torch.device("cpu"), "nvimgcodec")
-    with pytest.raises(ValueError, match="jpeg-decoder"):
+    with pytest.raises(ValueError, match="unknown jpeg_decoder"):
         ExtractConfig(shards="x", store="y", table="t", jpeg_decoder="libjpeg")
 
 

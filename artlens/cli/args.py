@@ -1,0 +1,77 @@
+"""What every command's arguments share: flag defaults read from the config dataclasses (never written twice),
+the model flags declared once, and the Python name → flag table that renders a `UserError` for the terminal.
+
+    option(p, ShardsConfig, "shard_size", type=int, help="images per shard")   # --shard-size, default 1000
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields, replace
+from types import SimpleNamespace
+from typing import Any
+
+from artlens.pipeline.models.spec import PRECISION_NAMES
+
+#: Config fields whose flag is not `--` + the name with `_` → `-`.
+FLAGS: dict[str, str] = {
+    "k": "-k",
+    "images": "--image",
+    "progress": "--no-progress",
+    "store_path": "--store",          # run_suite(path, store_path)
+}
+
+
+def flag(name: str) -> str:
+    """The CLI's name for a Python argument (a config field): `batch_size` → `--batch-size`."""
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def default(config: type, name: str) -> Any:
+    """A config dataclass field's default (its default_factory called)."""
+    found = {f.name: f for f in fields(config)}[name]
+    if found.default is not MISSING:
+        return found.default
+    if found.default_factory is not MISSING:
+        return found.default_factory()
+    raise TypeError(f"{config.__name__}.{name} has no default; declare its flag required")
+
+
+def defaults(config: type) -> SimpleNamespace:
+    """Every field default of a config dataclass, without building (and validating) one."""
+    return SimpleNamespace(**{f.name: default(config, f.name) for f in fields(config)
+                              if f.default is not MISSING or f.default_factory is not MISSING})
+
+
+def option(p, config: type, name: str, **kwargs) -> argparse.Action:
+    """Declare the flag of a config field, its default taken from the field."""
+    return p.add_argument(flag(name), dest=name, default=default(config, name), **kwargs)
+
+
+MODEL_FLAGS = ("model", "pretrained", "seed", "precision", "device", "cache_dir")
+_MODEL_HELP = {
+    "model": "open_clip model name or JSON model config path",
+    "pretrained": "open_clip tag, checkpoint path, or 'random'",
+    "seed": "seed for --pretrained random",
+    "precision": "auto: fp16 on CUDA, fp32 on CPU",
+    "device": "auto, cpu, cuda or cuda:N",
+    "cache_dir": "open_clip/hub cache directory for weights",
+}
+_MODEL_KWARGS = {"seed": {"type": int}, "precision": {"choices": ("auto",) + PRECISION_NAMES}}
+
+
+def model_arguments(p, spec, offer: tuple[str, ...] = MODEL_FLAGS, *, help: dict[str, str | None] | None = None,
+                    into: dict[str, Any] | None = None) -> None:
+    """The model flags (`--model --pretrained --seed --precision --device --cache-dir`), declared once.
+    `spec` is the command's default ModelSpec (or any object with those attributes: `defaults(ModelSource)`);
+    `offer` picks the flags; `help` replaces a flag's help; `into` puts a flag in another group (extract:
+    `--model` against `--models`)."""
+    texts = {**_MODEL_HELP, **(help or {})}
+    for name in offer:
+        target = (into or {}).get(name, p)
+        target.add_argument(flag(name), dest=name, default=getattr(spec, name), help=texts[name],
+                            **_MODEL_KWARGS.get(name, {}))
+
+
+def model_spec(a: argparse.Namespace, spec, offer: tuple[str, ...] = MODEL_FLAGS):
+    """The ModelSpec the model flags name: the offered flags' values over the command's default `spec`."""
+    return replace(spec, **{name: getattr(a, name) for name in offer})
