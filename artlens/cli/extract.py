@@ -30,8 +30,8 @@ def extract_args(p: argparse.ArgumentParser) -> None:
            help="ray: Ray Data (CPU decode tasks, model actor pool, commits by this process)")
     option(p, C, "address", help="with --engine ray: the cluster to join (default: start a local Ray)")
     option(p, C, "actors", type=int, help="with --engine ray: model actors (default: one per GPU, or 1)")
-    option(p, C, "retries", type=int, help="with --devices: rounds of retrying the shards of a failed process "
-                                           "(default %(default)s)")
+    option(p, C, "retries", type=int, help="rounds more for the shards a round did not commit: unreadable, or "
+                                           "their worker, process or task failed (default %(default)s)")
     option(p, C, "workers", type=auto_int,
            help="decode worker processes (0: in-process; default auto: CPU cores - 1, or - 2 with GPU decoding)")
     option(p, C, "max_pixels", type=int, help="refuse images with more pixels (decompression bombs)")
