@@ -15,7 +15,9 @@ glob (`part-*.parquet`) never sees a half-written file.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,25 @@ from artlens.store.errors import UserError
 
 PART_GLOB = "part-*.parquet"
 TMP_PREFIX = ".tmp-"
+
+
+def temporary_path(path: Path) -> Path:
+    """Where `path` is written before its rename: a hidden name carrying the writer's process id."""
+    return path.with_name(f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}")
+
+
+def _writer_alive(tmp: Path) -> bool:
+    """Whether the process that named this temporary still runs (names without a process id: no)."""
+    pid = tmp.name[len(TMP_PREFIX):].split("-", 1)[0]
+    if not pid.isdigit() or int(pid) == 0:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RESERVED_TABLES = frozenset({"failures", "catalog"})
 
@@ -120,5 +141,7 @@ class StoreLayout:
         return self.results_dir() / f"{safe}.json"
 
     def stale_temporaries(self, table: str) -> list[Path]:
+        """Temporaries left by writers that died: not those of a live process on this machine, which another
+        writer of the same table (a `--devices` process, a concurrent extract) may be about to rename."""
         dirs = (self.table_dir(table), self.failures_dir(table))
-        return [p for d in dirs if d.exists() for p in d.glob(f"{TMP_PREFIX}*")]
+        return [p for d in dirs if d.exists() for p in d.glob(f"{TMP_PREFIX}*") if not _writer_alive(p)]

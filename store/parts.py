@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -11,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from artlens.store.layout import TMP_PREFIX
+from artlens.store.layout import temporary_path
 
 #: Columns every embedding part starts with (every row carries its key and where it came from).
 CORE_COLUMNS = ("key", "shard")
@@ -85,7 +84,7 @@ def write_atomic(table: pa.Table, path: Path, metadata: dict[str, str] | None = 
         merged = dict(table.schema.metadata or {})
         merged.update({k.encode(): v.encode() for k, v in metadata.items()})
         table = table.replace_schema_metadata(merged)
-    tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
+    tmp = temporary_path(path)
     try:
         with open(tmp, "wb") as fh:
             pq.write_table(table, fh, compression="zstd", **_encodings(table))

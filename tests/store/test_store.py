@@ -137,3 +137,27 @@ def test_catalog_written_by_an_older_version_is_read_and_extended(tmp_path):
     assert [(e.name, e.model, e.dim) for e in cat.entries()] == [("old", "ViT-B-32", 512)]
     cat.put(entry("new", model_ref="ViT-B-32"))
     assert {e.name: e.model_ref for e in cat.entries()} == {"new": "ViT-B-32", "old": ""}
+
+
+def test_a_new_writer_removes_the_temporaries_of_dead_writers_only(tmp_path):
+    """A second writer of a table (another --devices process, a concurrent extract) must not delete the
+    part another live process is about to rename; what a killed writer left is cleaned up."""
+    entry = TableEntry(name="t", model="m", pretrained="p", preprocess="x", dim=2)
+    first = TableWriter(tmp_path, entry)
+    folder = first.layout.table_dir("t")
+    folder.mkdir(parents=True, exist_ok=True)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    names = {"live": f".tmp-{alive.pid}-0123abcd-part-a.parquet",
+             "dead": f".tmp-{int(dead.stdout)}-0123abcd-part-b.parquet",
+             "old": ".tmp-0123abcd-part-c.parquet"}  # a name from before temporaries carried a process id
+    try:
+        for name in names.values():
+            (folder / name).write_bytes(b"half a part")
+        TableWriter(tmp_path, entry)
+        assert sorted(p.name for p in folder.iterdir()) == [names["live"]]
+    finally:
+        alive.kill()
+        alive.wait()
+    TableWriter(tmp_path, entry)
+    assert list(folder.iterdir()) == []
