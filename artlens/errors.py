@@ -11,6 +11,7 @@ Every module's own exceptions derive from one of these two (and, where they refi
 them without importing anything else of artlens. A `UserError` names its Python arguments
 (`UserError("batch_size must be at least 1", argument="batch_size")`); the CLI prints them as flags.
 """
-from artlens.store.errors import ArtlensError, MissingInput, OutputExists, UserError
+from artlens.store.errors import (ArtlensError, ArtlensWarning, DiskFull, MissingInput, OutputExists, UserError,
+                                  disk_full)
 
-__all__ = ["ArtlensError", "MissingInput", "OutputExists", "UserError"]
+__all__ = ["ArtlensError", "ArtlensWarning", "DiskFull", "MissingInput", "OutputExists", "UserError", "disk_full"]

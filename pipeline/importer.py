@@ -2,7 +2,8 @@
 
 SOURCE: a Parquet file or folder, or clip-retrieval output (`COL/COL_N.npy` + `metadata/metadata_N.parquet`).
 Each file (or N) is one shard whose id is its path, so a re-run skips what is already imported. Other
-columns become metadata; the store's own names (`key`, `shard`, `embedding`) become `meta_<name>`.
+columns become metadata, named by the rule of every metadata field (store/parts.py `metadata_columns`): the
+store's own names compared without case (`key`, `Embedding`, `WIDTH` of another type…) become `meta_<name>`.
 Every refused row is a failure (stage `import`): null key, null vector, wrong length, NaN/inf, all zeros,
 a key already imported (the first is kept). Vectors off unit norm by > 1e-3 are renormalised and counted.
 """
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 
 from artlens import store
 from artlens.store.catalog import TableEntry
-from artlens.store.parts import CORE_COLUMNS, EMBEDDING, TYPED_COLUMNS
+from artlens.store.parts import CORE_COLUMNS, TYPED_COLUMNS, fold, metadata_columns
 from artlens.store.writer import TableWriter
 
 from artlens import __version__
@@ -109,7 +110,11 @@ def discover(source: str, column: str) -> tuple[str, list[_Unit]]:
     if not files:
         raise ImportSourceError(f"no Parquet files under {root}, nor clip-retrieval {column}/ and metadata/")
     for path in files:
-        schema = pq.read_schema(path)
+        try:
+            schema = pq.read_schema(path)
+        except (pa.ArrowException, OSError) as exc:
+            hint = " (a CSV: convert it to Parquet first)" if path.suffix.lower() in (".csv", ".tsv") else ""
+            raise ImportSourceError(f"{path} is not a readable Parquet file{hint}: {exc}") from None
         if column not in schema.names or not _is_list(schema.field(column).type):
             lists = [f.name for f in schema if _is_list(f.type)]
             raise ImportSourceError(f"{path}: no list column {column!r} of vectors; columns: {schema.names}; "
@@ -165,12 +170,19 @@ def _meta_names(schema: pa.Schema) -> list[str]:
     return [n for n in schema.names if not _PANDAS_INDEX.match(n)]
 
 
-def store_name(fld: pa.Field) -> str:
-    """`meta_<name>` for the store's own columns, and for its typed ones (width, caption…) of another type."""
+def _fills_typed(fld: pa.Field) -> bool:
+    """A column named exactly like one of the store's typed ones (width, caption…), of its type: kept so."""
     typed = TYPED_COLUMNS.get(fld.name)
-    clash = fld.name in (*CORE_COLUMNS, EMBEDDING) or (
-        typed is not None and not pa.types.is_null(fld.type) and _family(typed) != _family(fld.type))
-    return f"meta_{fld.name}" if clash else fld.name
+    return (typed is not None and fld.name not in CORE_COLUMNS
+            and (pa.types.is_null(fld.type) or _family(typed) == _family(fld.type)))
+
+
+def store_names(schema: pa.Schema) -> list[str]:
+    """The store column of each metadata column: the rule every metadata field follows (store/parts.py
+    `metadata_columns`: `meta_<name>` for the store's own names compared without case, `Embedding` →
+    `meta_Embedding`; names differing only in case get `_2`…), except a typed column of its own type."""
+    names = metadata_columns(schema.names, keep={f.name for f in schema if _fills_typed(f)})
+    return [names[n] for n in schema.names]
 
 
 def _family(typ: pa.DataType) -> str:
@@ -288,8 +300,9 @@ def _import_unit(unit: _Unit, column: str, key_col: str, dim: int, writer: Table
     matrix, lengths = to_matrix(vectors, dim)
     keep, errors = check_rows(keys, matrix, lengths, dim, seen)
     matrix, renormalised = renormalise(matrix[keep])
-    meta = meta.drop_columns([n for n in meta.column_names if _PANDAS_INDEX.match(n) or n == key_col == "key"])
-    meta = meta.rename_columns([store_name(f) for f in meta.schema]).take(keep)
+    meta = meta.drop_columns([n for n in meta.column_names
+                              if _PANDAS_INDEX.match(n) or (n == key_col and fold(n) == "key")])
+    meta = meta.rename_columns(store_names(meta.schema)).take(keep)
     meta_rows = meta.to_pylist() if meta.num_columns else [{}] * len(keep)
     rows = [{"key": keys[i], "shard": unit.shard, **row} for i, row in zip(keep, meta_rows)]
     failures = [Failure(keys[i], unit.shard, "import", f"row {i}: {err}").as_row() for i, err in errors.items()]

@@ -8,6 +8,18 @@ from artlens.errors import UserError
 
 C = TypeVar("C", bound="ProbeConfig")
 
+#: The fewest bootstrap resamples a 95% percentile interval is computed from: with fewer than 40, not one
+#: resample lies beyond each end (2.5% of 40 is 1), so the interval's ends would be the extreme resamples,
+#: and with 0 there is no interval at all ([nan, nan]).
+MIN_N_BOOT = 40
+
+
+def check_n_boot(n_boot) -> None:
+    """Refuse a number of resamples that cannot give a 95% interval (`MIN_N_BOOT`)."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < MIN_N_BOOT:
+        raise UserError(f"n_boot must be a whole number of at least {MIN_N_BOOT} (bootstrap resamples of a 95% "
+                        f"interval; 1000 by default), got {n_boot!r}", argument="n_boot")
+
 
 class ConfigError(UserError):
     """Probe options that are unknown, missing or do not fit together (the message names them as `name=`)."""
@@ -19,6 +31,16 @@ class ProbeConfig:
     seed: int = 0
     where: str | None = None          # SQL filter on the table's columns
     n_boot: int = 1000                # bootstrap resamples for confidence intervals
+
+    def __post_init__(self) -> None:
+        """Options every probe shares, checked before any data is read: `n_boot` (at least MIN_N_BOOT), and
+        `min_count`, the fewest rows a class keeps, in the probes that have it (0 or more)."""
+        check_n_boot(self.n_boot)
+        min_count = getattr(self, "min_count", None)
+        if min_count is not None and (isinstance(min_count, bool) or not isinstance(min_count, int)
+                                      or min_count < 0):
+            raise ConfigError(f"min_count must be a whole number of 0 or more (the fewest rows a class needs to "
+                              f"be kept), got {min_count!r}", argument="min_count")
 
     @classmethod
     def from_dict(cls: type[C], data: dict) -> C:

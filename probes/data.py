@@ -7,6 +7,7 @@ import numpy as np
 
 from artlens import store
 from artlens.errors import UserError
+from artlens.store.filters import select_rows
 
 
 class ProbeDataError(UserError):
@@ -33,12 +34,14 @@ def load_rows(s: "store.Store", table: str, columns: list[str], where: str | Non
     missing = [c for c in columns if c not in available]
     if missing:
         raise ProbeDataError(f"table {table!r} has no column(s) {missing}; columns: {sorted(available)}")
-    conditions = [f"{_ident(c)} IS NOT NULL" for c in (require or [])] + ([f"({where})"] if where else [])
+    conditions = [f"{_ident(c)} IS NOT NULL" for c in (require or [])]
     clause = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     cols = "".join(f", {_ident(c)}" for c in columns)
-    table_data = s.sql(f"SELECT key{cols}, embedding FROM {_ident(table)} {clause} ORDER BY key")
+    # the user's filter is one parsed expression, applied where it can read only the store (store/filters.py)
+    table_data = select_rows(s, table, f"key{cols}, embedding", where, f"{clause} ORDER BY key")
     if table_data.num_rows == 0:
-        raise ProbeDataError(f"no rows in {table!r} {clause}")
+        shown = " AND ".join(conditions + ([f"({where})"] if where else []))
+        raise ProbeDataError(f"no rows in {table!r}" + (f" WHERE {shown}" if shown else ""))
     flat = table_data.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
     X = np.asarray(flat, dtype=np.float32).reshape(table_data.num_rows, -1)
     data = {c: np.asarray(table_data.column(c).to_pylist(), dtype=object) for c in columns}

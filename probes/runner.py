@@ -1,6 +1,7 @@
 """Run one probe or a suite (YAML) against a store, save each result into the store, return them."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import yaml
@@ -9,6 +10,7 @@ from tqdm import tqdm
 from artlens import store
 
 from artlens.probes.config import ConfigError
+from artlens.store.filters import FilterError, check_filter
 from artlens.probes.registry import get_probe
 from artlens.probes.result import Result
 
@@ -25,11 +27,18 @@ def result_name(result: Result) -> str:
 
 
 def run_probe(store_path: str | Path, name: str, options: dict) -> Result:
+    """Run a probe and keep its result in the store; a store that cannot be written (read-only, full) still
+    gives the result, and one line on stderr says it was not saved."""
     probe = get_probe(name)
     config = probe.Config.from_dict(options)
     with store.open(store_path) as s:
         result = probe.run(s, config)
-        s.save_result(result_name(result), result.to_dict())
+        try:
+            s.save_result(result_name(result), result.to_dict())
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            print(f"warning: the {name} result was not saved in the store {s.layout.root} ({reason}: "
+                  f"{exc.filename or s.layout.results_dir()}); it is only printed", file=sys.stderr)
     return result
 
 
@@ -58,8 +67,13 @@ def run_suite(path: str | Path, store_path: str | Path | None = None, progress: 
         raise ConfigError(f"{path}: no store given (a 'store:' key or `store_path`)", argument="store_path")
     if suite_store and not store_path:
         root = (Path(path).parent / suite_store) if not Path(suite_store).is_absolute() else suite_store
-    for name, options in steps:
+    for i, (name, options) in enumerate(steps):
         get_probe(name).Config.from_dict(options)  # unknown probes or options fail before any work
+        if options.get("where"):  # a filter that is not one SQL expression: refused before any probe runs
+            try:
+                check_filter(options["where"])
+            except FilterError as exc:
+                raise ConfigError(f"{path}: probes[{i}] ({name}): where: {exc.reason}") from None
     results = []
     with tqdm(steps, desc="probes", unit="probe", disable=not progress) as bar:
         for name, options in bar:

@@ -5,11 +5,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from artlens.probes.config import MIN_N_BOOT, check_n_boot  # noqa: F401 - MIN_N_BOOT re-exported
+
 
 def bootstrap_ci(metric: Callable[[np.ndarray], float], n: int, n_boot: int = 1000, seed: int = 0,
                  groups: Sequence | None = None, alpha: float = 0.05) -> tuple[float, float]:
     """Percentile interval of `metric(indices)` over resamples of rows, or of whole groups when given
     (a cluster bootstrap: rows of one artist or generator move together)."""
+    check_n_boot(n_boot)
     rng = np.random.default_rng(seed)
     if groups is None:
         samples = (rng.integers(0, n, n) for _ in range(n_boot))

@@ -17,7 +17,7 @@ from typing import Iterator, TypeVar
 
 import duckdb
 
-from artlens.store.errors import UserError
+from artlens.store.errors import UserError, disk_full
 
 #: The fields that define what an embedding means; a table may only grow with the same values.
 IDENTITY_FIELDS = ("model", "pretrained", "checkpoint_sha256", "preprocess", "dim", "parent")
@@ -29,6 +29,28 @@ def _now() -> datetime:
 
 class CatalogError(UserError, RuntimeError):
     """A catalog that refuses the operation: settings that differ from a table's, a linked table, a lock held."""
+
+
+class CatalogDamaged(CatalogError):
+    """A catalog file DuckDB cannot read (empty, not a DuckDB file, corrupt): `artlens repair` rebuilds it
+    from the parts. Raised at once, never waited for as a lock is. `reason`: what is wrong with the file."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
+
+
+#: What DuckDB says when another process holds the file (DuckDB 2.0: 'Could not set lock on file ...:
+#: Conflicting lock is held in ...'); any other error opening the catalog is not worth waiting for.
+_LOCK_TEXTS = ("Could not set lock", "Conflicting lock")
+#: What DuckDB says of a file that is not a (whole) DuckDB database: empty or random bytes ('... exists, but
+#: it is not a valid DuckDB database file!'), a truncated one, a block whose checksum fails.
+_DAMAGE_TEXTS = ("not a valid DuckDB database file", "Could not read enough bytes", "Corrupt database file",
+                 "checksum", "database file is corrupt", "block at location")
+
+
+def _is_damage(exc: Exception) -> bool:
+    return isinstance(exc, duckdb.SerializationException) or any(t in str(exc) for t in _DAMAGE_TEXTS)
 
 
 @dataclass
@@ -44,6 +66,9 @@ class TableEntry:
     dtype: str = "float32"
     rows: int = 0
     failures: int = 0
+    #: How many embedding parts `rows` was counted from (0: not recorded, a catalog of an older artlens):
+    #: a reader that finds fewer knows a part went missing without reading a footer.
+    parts: int = 0
     schema_conflicts: str = "{}"
     source: str = ""
     created: datetime = field(default_factory=_now)
@@ -55,6 +80,20 @@ class TableEntry:
 
     def identity(self) -> dict:
         return {k: getattr(self, k) for k in IDENTITY_FIELDS}
+
+    def description(self) -> dict:
+        """What every part of the table carries (JSON under the `artlens` key of its Parquet metadata), from
+        which `artlens repair` rebuilds a lost catalog entry: every field but the counts and `updated`."""
+        values = {k: getattr(self, k) for k in DESCRIPTION_FIELDS}
+        values["created"] = self.created.isoformat()
+        return values
+
+    @classmethod
+    def from_description(cls, values: dict) -> "TableEntry":
+        known = {k: v for k, v in values.items() if k in DESCRIPTION_FIELDS}
+        if isinstance(known.get("created"), str):
+            known["created"] = datetime.fromisoformat(known["created"])
+        return cls(**known)
 
     def mismatches(self, other: "TableEntry") -> dict:
         mine, theirs = self.identity(), other.identity()
@@ -107,6 +146,11 @@ def _ddl(table: str) -> list[str]:
     return [create] + [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {n} {t}" for n, t in cols if n != "name"]
 
 
+#: The TableEntry fields a part records (see `TableEntry.description`).
+DESCRIPTION_FIELDS = ("name", "kind", "model", "model_ref", "pretrained", "checkpoint_sha256", "preprocess", "dim",
+                      "dtype", "source", "artlens_version", "parent", "created")
+
+
 class Catalog:
     def __init__(self, path: Path, timeout_s: float = 30.0):
         self.path = Path(path)
@@ -114,6 +158,20 @@ class Catalog:
 
     @contextmanager
     def _connect(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection (`_connected`). A catalog this call created, on a disk too full to finish it, is
+        removed again: DuckDB leaves a file it cannot read, and the same command must work once space is freed."""
+        fresh = not read_only and not self.path.exists()
+        try:
+            with self._connected(read_only) as con:
+                yield con
+        except Exception as exc:
+            if fresh and disk_full(exc) is not None:
+                for leftover in (self.path, self.path.with_name(self.path.name + ".wal")):
+                    leftover.unlink(missing_ok=True)
+            raise
+
+    @contextmanager
+    def _connected(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         if read_only and not self.path.exists():
             con = duckdb.connect(":memory:")
         else:
@@ -125,6 +183,10 @@ class Catalog:
                     for statement in _ddl(table):
                         con.execute(statement)
             yield con
+        except duckdb.Error as exc:  # a file that opened but whose blocks cannot be read
+            if _is_damage(exc):
+                raise self._damaged(exc) from exc
+            raise
         finally:
             con.close()
 
@@ -133,10 +195,38 @@ class Catalog:
         while True:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
-            except duckdb.IOException as exc:  # another process holds the write lock
-                if time.monotonic() > deadline:
-                    raise CatalogError(f"catalog {self.path} stayed locked for {self.timeout_s:.0f}s: {exc}")
+            except duckdb.Error as exc:
+                if _is_damage(exc):
+                    raise self._damaged(exc) from exc
+                locked = any(t in str(exc) for t in _LOCK_TEXTS)
+                if not locked and isinstance(exc, duckdb.IOException):  # e.g. permission denied: no wait
+                    raise CatalogError(f"cannot open catalog {self.path}: {_one_line(exc)}") from exc
+                if not locked:
+                    raise
+                if time.monotonic() > deadline:  # another process holds the write lock
+                    raise CatalogError(f"catalog {self.path} stayed locked for {self.timeout_s:.0f}s: "
+                                       f"{_one_line(exc)}") from exc
                 time.sleep(0.05)
+
+    def _damaged(self, exc: Exception) -> CatalogDamaged:
+        """The one-line message for a catalog file DuckDB cannot read: what is wrong and what to run."""
+        try:
+            head = self.path.open("rb").read(12)
+        except OSError:
+            head = b""
+        if not head:
+            what = "it is empty (0 bytes), not a DuckDB database file"
+        elif head[8:12] != b"DUCK":
+            what = "it is not a DuckDB database file (no DuckDB header)"
+        else:
+            what = f"DuckDB cannot read it ({_one_line(exc)})"
+        store = self.path.parent
+        return CatalogDamaged(
+            f"catalog {self.path} is damaged: {what}; run `artlens repair --store {store}` to move it into "
+            f"{store / 'quarantine'} and rebuild the catalog from the table parts", reason=what)
+
+    def exists(self) -> bool:
+        return self.path.exists()
 
     def _read(self, table: str) -> list:
         cls = _TABLES[table]
@@ -186,3 +276,7 @@ class Catalog:
 
     def put_index(self, entry: IndexEntry) -> None:
         self._write("indexes", entry)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

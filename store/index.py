@@ -7,12 +7,17 @@ that changed or vanished makes the index stale until rebuilt.
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
 import re
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import faiss
 import numpy as np
@@ -22,11 +27,15 @@ from tqdm import tqdm
 
 from artlens.store.catalog import Catalog, IndexEntry
 from artlens.store.errors import UserError
-from artlens.store.layout import StoreLayout
+from artlens.store.layout import StoreLayout, temporary_path
 from artlens.store.parts import write_atomic
+
+log = logging.getLogger(__name__)
 
 EXACT_BELOW = 10_000          # auto: exact search below this many rows
 HNSW_M = 32
+IVFPQ_MIN_ROWS = 39 * 256     # ivfpq: FAISS trains 256 centroids per PQ sub-quantizer on >= 39 points each
+LOCK_NAME = ".lock"           # indexes/<table>/.lock: held while a generation is committed
 
 
 class IndexUnavailable(UserError, RuntimeError):
@@ -152,26 +161,56 @@ def tune(index: faiss.Index, spec: IndexKind, vectors: np.ndarray, n_queries: in
     return best[0], best[1], len(query_ids)
 
 
-def _commit(layout: StoreLayout, table: str, index: faiss.Index, rows: pa.Table, entry: IndexEntry) -> None:
-    """Write a new generation of index files, then point the catalog at it, then drop old generations."""
-    previous = Catalog(layout.catalog_path).get_index(table)
-    entry.generation = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    index_path, ids_path = layout.index_files(table, entry.generation)
-    index_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index_path.with_name(f".tmp-{index_path.name}")
-    faiss.write_index(index, str(tmp))
-    tmp.replace(index_path)
-    write_atomic(rows.append_column("id", pa.array(np.arange(rows.num_rows), pa.int64())), ids_path)
-    entry.memory_bytes = index_path.stat().st_size
-    Catalog(layout.catalog_path).put_index(entry)
-    layout.push(index_path, ids_path)  # a remote store: the index files, then the catalog row naming them
-    layout.push_catalog()
-    keep = {entry.generation, previous.generation if previous else ""}
-    for old in index_path.parent.iterdir():  # keep the previous generation for readers that hold it
-        if old.name.split(".")[0] not in keep and not old.name.startswith(".tmp-"):
-            old.unlink(missing_ok=True)
-            if layout.remote is not None:
-                layout.remote.delete(old)
+@contextmanager
+def _index_lock(layout: StoreLayout, table: str) -> Iterator[None]:
+    """The table's index lock (`indexes/<table>/.lock`, flock, exclusive): index writers commit one at a time.
+    Raises OSError where the store cannot be written (a read-only mount)."""
+    directory = layout.index_dir(table)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOCK_NAME, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _commit(layout: StoreLayout, table: str, index: faiss.Index, rows: pa.Table, entry: IndexEntry,
+            based_on: str | None = None) -> bool:
+    """Write a new generation of index files, then point the catalog at it, then drop old generations.
+
+    All under the table's index lock, so concurrent builds (and readers adding new parts) never delete each
+    other's files: the generations kept are the one committed and the one it replaced (for readers loading
+    it); every other generation, and the temporaries of writers that died, are removed. `based_on`: commit
+    only if the catalog still names that generation (a reader's update of an index that nobody replaced
+    meanwhile); returns whether it committed."""
+    with _index_lock(layout, table):
+        previous = Catalog(layout.catalog_path).get_index(table)
+        if based_on is not None and (previous is None or previous.generation != based_on):
+            return False
+        generation = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        index_path, ids_path = layout.index_files(table, generation)
+        tmp = temporary_path(index_path)
+        try:
+            faiss.write_index(index, str(tmp))
+            os.replace(tmp, index_path)
+        finally:
+            tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves no temporary behind
+        write_atomic(rows.append_column("id", pa.array(np.arange(rows.num_rows), pa.int64())), ids_path)
+        entry.generation = generation
+        entry.memory_bytes = index_path.stat().st_size
+        Catalog(layout.catalog_path).put_index(entry)
+        layout.push(index_path, ids_path)  # a remote store: the index files, then the catalog row naming them
+        layout.push_catalog()
+        keep = {generation, previous.generation if previous else ""}
+        for old in index_path.parent.iterdir():  # keep the previous generation for readers that hold it
+            if not old.name.startswith(".") and old.name.split(".")[0] not in keep:
+                old.unlink(missing_ok=True)
+                if layout.remote is not None:
+                    layout.remote.delete(old)
+        for stale in layout.stale_index_temporaries(table):
+            stale.unlink(missing_ok=True)
+    return True
 
 
 @dataclass(frozen=True)
@@ -185,6 +224,16 @@ class IndexConfig:
     target_recall: float = 0.95       # 10-recall@10 the search parameter is tuned to
     seed: int = 0
     progress: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.recall_queries, bool) or not isinstance(self.recall_queries, int) \
+                or self.recall_queries < 1:
+            raise IndexUnavailable(f"recall_queries must be a whole number of at least 1, got "
+                                   f"{self.recall_queries!r}", argument="recall_queries")
+        if not isinstance(self.target_recall, (int, float)) or isinstance(self.target_recall, bool) \
+                or not 0 < self.target_recall <= 1:
+            raise IndexUnavailable(f"target_recall must be a 10-recall@10 in (0, 1], e.g. 0.95, got "
+                                   f"{self.target_recall!r}", argument="target_recall")
 
 
 def build_index(config: IndexConfig | str | Path, table: str | None = None, **options) -> IndexEntry:
@@ -203,6 +252,10 @@ def build_index(config: IndexConfig | str | Path, table: str | None = None, **op
         raise IndexUnavailable(f"table {table!r} has no rows to index")
     budget = parse_bytes(cfg.max_memory)
     name = choose_kind(len(vectors), entry.dim, budget) if cfg.kind == "auto" else cfg.kind
+    if name == "ivfpq" and len(vectors) < IVFPQ_MIN_ROWS:
+        raise IndexUnavailable(f"kind 'ivfpq' needs at least {IVFPQ_MIN_ROWS:,} rows to train its codebooks "
+                               f"(FAISS: 39 per centroid, 256 centroids); table {table!r} has {len(vectors):,}: "
+                               "use kind flat (exact) or hnsw", argument="kind")
     factory, spec = factory_for(name, len(vectors), entry.dim, budget)
     try:
         index = faiss.index_factory(entry.dim, factory, faiss.METRIC_INNER_PRODUCT)
@@ -211,13 +264,26 @@ def build_index(config: IndexConfig | str | Path, table: str | None = None, **op
                           f"or a FAISS factory string ({str(exc).strip().splitlines()[-1]})") from None
     _set_build_params(index, spec)
     start = time.perf_counter()
-    _train_and_add(index, vectors, seed, progress)
+    try:
+        _train_and_add(index, vectors, seed, progress)
+    except RuntimeError as exc:  # FAISS refuses the data (e.g. fewer training points than centroids)
+        reason = str(exc).strip().splitlines()[-1].split("failed: ")[-1].strip()
+        raise IndexUnavailable(f"cannot build index {factory!r} over the {len(vectors):,} rows of {table!r}: "
+                               f"{reason}; use kind flat (exact), hnsw, or a smaller factory",
+                               argument="kind") from None
     build_s = time.perf_counter() - start
     params, recall, n_queries = tune(index, spec, vectors, cfg.recall_queries, cfg.target_recall, seed)
     result = IndexEntry(name=table, kind=name if name in KINDS else "factory", factory=factory,
                         params=json.dumps(params), rows=len(vectors), parts=json.dumps(state),
                         build_s=round(build_s, 3), recall_at_10=recall, recall_queries=n_queries)
-    _commit(layout, table, index, rows, result)
+    try:
+        _commit(layout, table, index, rows, result)
+    except UserError:
+        raise
+    except (OSError, RuntimeError) as exc:  # a read-only store, a full disk (FAISS: RuntimeError)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())
+        raise IndexUnavailable(f"cannot write the index of {table!r} into {layout.index_dir(table)}: "
+                               f"{reason}") from None
     return result
 
 
@@ -251,6 +317,9 @@ class LoadedIndex:
 
 def _load(layout: StoreLayout, entry: IndexEntry) -> LoadedIndex:
     index_path, ids_path = layout.index_files(entry.name, entry.generation)
+    for path in (index_path, ids_path):
+        if not path.is_file():
+            raise FileNotFoundError(2, "No such file or directory", str(path))
     index = faiss.read_index(str(index_path))
     space = faiss.ParameterSpace()
     for name, value in entry.search_params().items():
@@ -260,23 +329,49 @@ def _load(layout: StoreLayout, entry: IndexEntry) -> LoadedIndex:
                        ids.column("shard").to_numpy(zero_copy_only=False))
 
 
+def _load_current(layout: StoreLayout, table: str, entry: IndexEntry) -> LoadedIndex:
+    """Load the generation the catalog names; if its files vanish meanwhile (a concurrent commit replaced it
+    twice), the catalog is read again. A catalog that keeps naming missing files: rebuild."""
+    for _ in range(20):
+        try:
+            return _load(layout, entry)
+        except (OSError, RuntimeError, pa.ArrowException) as exc:  # missing, or unreadable
+            missing = exc
+            again = Catalog(layout.catalog_path).get_index(table)
+            if again is None or again.generation == entry.generation:
+                break
+            entry = again
+    raise IndexUnavailable(f"the index of {table!r} cannot be read (generation {entry.generation!r}: "
+                           f"{' '.join(str(missing).split())}); rebuild it: artlens index --store {layout.root} "
+                           f"--table {table}")
+
+
 def open_index(root: str | Path, table: str, dim: int, update: bool = True) -> LoadedIndex | None:
-    """The table's index, brought up to date with new parts (persisted); None when there is none.
-    Raises IndexUnavailable when parts it covers changed or vanished (rebuild needed)."""
+    """The table's index, brought up to date with new parts (persisted where the store can be written);
+    None when there is none. Raises IndexUnavailable when parts it covers changed or vanished, or its files
+    are missing (rebuild needed)."""
     layout = StoreLayout.at(root)
     entry = Catalog(layout.catalog_path).get_index(table)
     if entry is None:
         return None
-    covered, now = entry.covered(), table_state(layout, table)
-    changed = sorted(p for p, size in covered.items() if now.get(p) != size)
-    if changed:
-        raise IndexUnavailable(f"the index of {table!r} is stale: {len(changed)} part(s) it covers changed or "
-                          f"vanished (e.g. {changed[0]}); rebuild it: artlens index --store {root} --table {table}")
-    loaded = _load(layout, entry)
+    now = table_state(layout, table)
+    _check_fresh(entry, now, root)
+    loaded = _load_current(layout, table, entry)
+    if loaded.entry.generation != entry.generation:  # replaced while it was loaded
+        _check_fresh(loaded.entry, now, root)
+    covered = loaded.entry.covered()
     new = sorted(p for p in now if p not in covered)
     if new and update:
         loaded = _add_parts(layout, loaded, new, now, dim)
     return loaded
+
+
+def _check_fresh(entry: IndexEntry, now: dict[str, int], root: str | Path) -> None:
+    changed = sorted(p for p, size in entry.covered().items() if now.get(p) != size)
+    if changed:
+        raise IndexUnavailable(f"the index of {entry.name!r} is stale: {len(changed)} part(s) it covers changed "
+                               f"or vanished (e.g. {changed[0]}); rebuild it: artlens index --store {root} "
+                               f"--table {entry.name}")
 
 
 def _add_parts(layout: StoreLayout, loaded: LoadedIndex, new: list[str], now: dict[str, int],
@@ -289,8 +384,13 @@ def _add_parts(layout: StoreLayout, loaded: LoadedIndex, new: list[str], now: di
                           f"artlens index --store {layout.root} --table {loaded.entry.name}") from None
     old = pa.table({"key": loaded.keys, "shard": loaded.shards})
     all_rows = pa.concat_tables([old.cast(rows.schema), rows])
-    entry = loaded.entry
+    based_on = loaded.entry.generation
+    entry = IndexEntry(**vars(loaded.entry))
     entry.rows, entry.parts = loaded.index.ntotal, json.dumps(now)
-    _commit(layout, entry.name, loaded.index, all_rows, entry)
+    try:  # keep the update for the next reader; reading never needs it, so a store that cannot be written
+        # (a read-only mount, a full disk) or an index another process replaced meanwhile is left as it is
+        _commit(layout, entry.name, loaded.index, all_rows, entry, based_on=based_on)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: FAISS' write errors, CatalogError
+        log.info("the index of %r was updated in memory only: %s", entry.name, " ".join(str(exc).split()))
     return LoadedIndex(entry, loaded.index, all_rows.column("key").to_numpy(zero_copy_only=False),
                        all_rows.column("shard").to_numpy(zero_copy_only=False))

@@ -8,6 +8,8 @@
       indexes/<table>/<generation>.ids.parquet  id → key, shard: every index id maps back to a row
       results/<name>.json                  probe results (the shape in probes/result.py)
       results/examples/<table>/*.png       pictures of a table's rows (contact sheets of `artlens perturb`)
+      quarantine/<time>/...                files `artlens repair` moved aside (unreadable parts, a damaged
+                                           catalog), under their path in the store; never read, never deleted
 
 Parts are written to a hidden temporary name in the same folder and renamed into place, so a reader's
 glob (`part-*.parquet`) never sees a half-written file.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,8 @@ def _writer_alive(tmp: Path) -> bool:
     except PermissionError:  # alive, another user's
         return True
     return True
+
+
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RESERVED_TABLES = frozenset({"failures", "catalog"})
 
@@ -61,13 +66,59 @@ def check_table_name(name: str) -> str:
     return name
 
 
-def shard_id(shard_url: str) -> str:
-    """A file-name-safe id for a shard, stable across runs: readable stem + hash of the full URL."""
-    stem = Path(shard_url.rstrip("/")).name
-    stem = re.sub(r"\.tar(\.gz)?$", "", stem)
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem)[:48] or "shard"
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+#: How much of each end of a local tar shard its id reads (besides its name and size).
+ID_EDGE_BYTES = 64 * 1024
+_IDS: dict[str, tuple[tuple, str]] = {}   # shard URL → ((inode, device, size, mtime), id): one read per file
+
+
+def _stem(name: str) -> str:
+    stem = re.sub(r"\.tar(\.gz)?$", "", name)
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem)[:48] or "shard"
+
+
+def legacy_shard_id(shard_url: str) -> str:
+    """The id of stores written before content ids (and still of every shard that is not a local tar file):
+    readable stem + hash of the full URL."""
     digest = hashlib.sha1(shard_url.encode("utf-8")).hexdigest()[:10]
-    return f"{stem}-{digest}"
+    return f"{_stem(Path(shard_url.rstrip('/')).name)}-{digest}"
+
+
+def shard_id(shard_url: str) -> str:
+    """A file-name-safe id for a shard, stable across runs and across moves: for a local tar file (symlinks
+    resolved), its stem + a hash of its file name, its size and its first and last ID_EDGE_BYTES, so the same
+    shards copied, re-mounted or reached through a symlink have the ids they had (and resume skips them);
+    anything else (an object-storage URL, a file that cannot be read, a prompts or import file) keeps the
+    hash of its URL (`legacy_shard_id`). Name + size + both ends, not a hash of the whole content: that
+    would read every shard once more at every start (a full extra pass over the dataset); this reads
+    128 KiB per shard, once per process (cached while the file's inode, size and mtime stay)."""
+    local = shard_url[len("file://"):] if shard_url.startswith("file://") else shard_url
+    if "://" in local or not local.endswith(TAR_SUFFIXES):
+        return legacy_shard_id(shard_url)
+    try:
+        st = os.stat(local)
+    except OSError:
+        return legacy_shard_id(shard_url)
+    if not stat.S_ISREG(st.st_mode):
+        return legacy_shard_id(shard_url)
+    signature = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+    cached = _IDS.get(shard_url)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    name = Path(os.path.realpath(local)).name
+    digest = hashlib.sha1(b"artlens-shard-id\0" + name.encode("utf-8", "surrogateescape")
+                          + b"\0%d\0" % st.st_size)
+    try:
+        with open(local, "rb") as fh:
+            digest.update(fh.read(ID_EDGE_BYTES))
+            if st.st_size > ID_EDGE_BYTES:
+                fh.seek(max(ID_EDGE_BYTES, st.st_size - ID_EDGE_BYTES))
+                digest.update(fh.read(ID_EDGE_BYTES))
+    except OSError:
+        return legacy_shard_id(shard_url)
+    ident = f"{_stem(name)}-{digest.hexdigest()[:16]}"
+    _IDS[shard_url] = (signature, ident)
+    return ident
 
 
 @dataclass(frozen=True)
@@ -103,10 +154,22 @@ class StoreLayout:
         return self.root / "failures" / check_table_name(table)
 
     def part_path(self, table: str, shard_url: str) -> Path:
+        """Where a shard's embedding part is committed (named by `shard_id`)."""
         return self.table_dir(table) / f"part-{shard_id(shard_url)}.parquet"
 
     def failures_path(self, table: str, shard_url: str) -> Path:
         return self.failures_dir(table) / f"part-{shard_id(shard_url)}.parquet"
+
+    def part_paths(self, table: str, shard_url: str) -> list[Path]:
+        """Where a shard's committed part may be: `part_path`, then its name in stores written before content
+        ids (`legacy_shard_id`), which still counts as the commit of that URL."""
+        ids = dict.fromkeys((shard_id(shard_url), legacy_shard_id(shard_url)))
+        return [self.table_dir(table) / f"part-{i}.parquet" for i in ids]
+
+    def failures_paths(self, table: str, shard_url: str) -> list[Path]:
+        """`failures_path`, then the failures part's name in stores written before content ids."""
+        ids = dict.fromkeys((shard_id(shard_url), legacy_shard_id(shard_url)))
+        return [self.failures_dir(table) / f"part-{i}.parquet" for i in ids]
 
     def parts(self, table: str) -> list[Path]:
         return sorted(self.table_dir(table).glob(PART_GLOB))
@@ -140,8 +203,23 @@ class StoreLayout:
         safe = re.sub(r"[^A-Za-z0-9_.=,-]+", "_", name)[:200]
         return self.results_dir() / f"{safe}.json"
 
+    def quarantine_dir(self) -> Path:
+        return self.root / "quarantine"
+
+    def tables_on_disk(self) -> list[str]:
+        """Names of the folders under tables/ and failures/ (whatever the catalog says), sorted."""
+        names = {d.name for top in ("tables", "failures") if (self.root / top).is_dir()
+                 for d in (self.root / top).iterdir() if d.is_dir()}
+        return sorted(names)
+
     def stale_temporaries(self, table: str) -> list[Path]:
         """Temporaries left by writers that died: not those of a live process on this machine, which another
         writer of the same table (a `--devices` process, a concurrent extract) may be about to rename."""
         dirs = (self.table_dir(table), self.failures_dir(table))
         return [p for d in dirs if d.exists() for p in d.glob(f"{TMP_PREFIX}*") if not _writer_alive(p)]
+
+    def stale_index_temporaries(self, table: str) -> list[Path]:
+        """Temporaries of index writes whose process died (a killed or failed `artlens index`, a reader that
+        was adding new parts), and those of older artlens versions, whose names carry no process id."""
+        d = self.index_dir(table)
+        return [p for p in d.glob(f"{TMP_PREFIX}*") if not _writer_alive(p)] if d.exists() else []

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from artlens.store.errors import UserError
+from artlens.store.filters import check_filter, select_rows
 from artlens.store.index import LoadedIndex, open_index
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ class NeighborsError(UserError):
 
 
 def query_vector(store: "Store", table: str, key: str) -> np.ndarray:
+    store.entry(table)  # no such table: says so and lists the store's tables
     found = store.sql(f'SELECT embedding FROM "{table}" WHERE key = ? LIMIT 1', [key])
     if found.num_rows == 0:
         raise NeighborsError(f"no row with key {key!r} in table {table!r}")
@@ -34,8 +36,7 @@ def query_vector(store: "Store", table: str, key: str) -> np.ndarray:
 
 def _exact(store: "Store", table: str, vector: np.ndarray, k: int, where: str | None,
            exclude: set[str]) -> list[tuple[str, str, float]]:
-    clause = f"WHERE ({where})" if where else ""
-    rows = store.sql(f'SELECT key, shard, embedding FROM "{table}" {clause}')
+    rows = select_rows(store, table, "key, shard, embedding", where)
     if rows.num_rows == 0:
         return []
     flat = rows.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
@@ -72,6 +73,7 @@ def search(store: "Store", table: str, vector: np.ndarray, k: int = 10, where: s
     """(key, shard, score) of the k best rows, best first."""
     entry = store.entry(table)
     entry.unique_keys_needed("nearest-neighbour searches")
+    where = check_filter(where) if where else None
     exclude = exclude or set()
     vector = np.asarray(vector, np.float32).reshape(-1)
     if vector.shape[0] != entry.dim:
@@ -80,7 +82,7 @@ def search(store: "Store", table: str, vector: np.ndarray, k: int = 10, where: s
     index = store.index(table)
     allowed = None
     if where:
-        allowed_rows = store.sql(f'SELECT key, shard FROM "{table}" WHERE ({where})')
+        allowed_rows = select_rows(store, table, "key, shard", where)
         if index is None or allowed_rows.num_rows <= EXACT_LIMIT:
             return _exact(store, table, vector, k, where, exclude)
         allowed = set(zip(allowed_rows.column("key").to_pylist(), allowed_rows.column("shard").to_pylist()))

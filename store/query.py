@@ -10,15 +10,17 @@ Also defined: `failures` (table, key, shard, stage, error) and `catalog` (one ro
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from artlens.store.catalog import Catalog, IndexEntry, TableEntry
-from artlens.store.errors import UserError
-from artlens.store.layout import StoreLayout
+from artlens.store.errors import ArtlensWarning, UserError
+from artlens.store.layout import LayoutError, StoreLayout, check_table_name
 from artlens.store.parts import FAILURE_SCHEMA
 
 if TYPE_CHECKING:  # FAISS is imported only where an index is used: writers and SQL never load it
@@ -33,6 +35,11 @@ class StoreError(UserError, RuntimeError):
     """A store, table or query that cannot be read as asked (no store there, no such table, SQL that fails)."""
 
 
+class StoreWarning(ArtlensWarning):
+    """A store whose files and catalog disagree (a part gone, parts the catalog does not know): queries run
+    on the files that are there; the message names the table, both counts and `artlens repair`."""
+
+
 def _quote(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
@@ -45,6 +52,8 @@ class Store:
         self.con = duckdb.connect(":memory:")
         self._entries: dict[str, TableEntry] = {}
         self._indexes: dict[str, LoadedIndex | None] = {}
+        self._damaged: dict[str, str] = {}
+        self._repair = f"artlens repair --store {root}"
         self._define_functions()
         self.refresh()
 
@@ -63,14 +72,28 @@ class Store:
                                  list_type(t.VARCHAR), side_effects=False)
 
     def refresh(self) -> None:
-        """Re-read the catalog and (re)define the views; new parts of known tables appear without it."""
+        """Re-read the catalog and (re)define the views; new parts of known tables appear without it.
+
+        A view whose parts cannot be read (a truncated part) is replaced by one whose every query fails naming
+        the part and the repair, so `SELECT 1`, the other tables and their imports still work; that costs
+        nothing more than before (DuckDB reads the footers to define a view anyway; the parts are searched
+        for the damaged one only when that fails). A table with fewer parts than the catalog counted, and
+        parts the catalog does not know, warn (StoreWarning)."""
         catalog = Catalog(self.layout.catalog_path)
         entries, indexes = catalog.entries(), catalog.indexes()
         self._entries = {e.name: e for e in entries}
         self._indexes = {}
+        self._damaged = {}
         for entry in entries:
-            self.con.execute(f'CREATE OR REPLACE VIEW "{entry.name}" AS {self._table_sql(entry)}')
-        self.con.execute(f"CREATE OR REPLACE VIEW failures AS {self._failures_sql()}")
+            parts = self.layout.parts(entry.name)
+            self._define(entry.name, self._table_sql(entry, parts), parts, f"table {entry.name!r}",
+                         _table_columns(entry.dim))
+            if entry.name not in self._damaged:
+                self._check_counts(entry, parts)
+        self._define_uncatalogued(catalog)
+        failure_parts = self.layout.failure_parts()
+        self._define("failures", self._failures_sql(failure_parts), failure_parts, "the `failures` view",
+                     {f.name: "VARCHAR" for f in FAILURE_SCHEMA}, noun="failures part")
         self._register("_catalog_tables", TableEntry, entries)
         self._register("_catalog_indexes", IndexEntry, indexes)
         cols = ", ".join(f"i.{c} AS index_{c}" for c in _INDEX_COLUMNS)
@@ -83,18 +106,116 @@ class Store:
         table = pa.Table.from_pylist([vars(r) for r in rows or [empty]])
         self.con.register(name, table if rows else table.slice(0, 0))
 
-    def _table_sql(self, entry: TableEntry) -> str:
+    def _table_sql(self, entry: TableEntry, parts: list[Path] | None = None) -> str:
         glob = self.layout.parts_glob(entry.name)
-        if not self.layout.parts(entry.name):
+        if not (self.layout.parts(entry.name) if parts is None else parts):
             return f"SELECT NULL::VARCHAR AS key, NULL::FLOAT[{entry.dim}] AS embedding WHERE false"
         return (f"SELECT * REPLACE (embedding::FLOAT[{entry.dim}] AS embedding) "
                 f"FROM read_parquet({_quote(glob)}, union_by_name = true)")
 
-    def _failures_sql(self) -> str:
-        if not self.layout.failure_parts():
-            cols = ", ".join(f'NULL::VARCHAR AS "{f.name}"' for f in FAILURE_SCHEMA)
-            return f"SELECT {cols} WHERE false"
+    def _failures_sql(self, parts: list[Path] | None = None) -> str:
+        if not (self.layout.failure_parts() if parts is None else parts):
+            return f"SELECT {_FAILURE_COLUMNS} WHERE false"
         return f"SELECT * FROM read_parquet({_quote(self.layout.failures_glob())}, union_by_name = true)"
+
+    def _define(self, name: str, sql: str, parts: list[Path], what: str, columns: dict[str, str],
+                noun: str = "part") -> None:
+        """The view `name` over `parts`; if DuckDB cannot define it, a view whose every query fails with one
+        line naming the unreadable part(s) and the repair (its columns those of the readable parts, else
+        `columns`, so that queries naming them reach the message)."""
+        try:
+            self.con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
+        except duckdb.Error as exc:
+            bad = _unreadable(parts)  # the footers one by one: only once defining the view failed
+            self._damaged[name] = self._damage_message(what, bad, exc, noun)
+            unread = {path for path, _ in bad}
+            self._failing_view(name, self._damaged[name], [p for p in parts if p not in unread], columns)
+
+    def _failing_view(self, name: str, message: str, parts: list[Path], columns: dict[str, str]) -> None:
+        """A view of one row whose every column, and its filter, call error(): DuckDB runs it per row, not
+        when the view is defined, and cannot prune it, so every query that reads the view fails with it."""
+        found = {}
+        if parts:
+            try:
+                found = {c: t for c, t, *_ in self.con.execute(
+                    "DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [[str(p) for p in parts]]
+                ).fetchall()}
+            except duckdb.Error:
+                found = {}
+        merged = {**found, **{c: t for c, t in columns.items() if c not in found or c == "embedding"}}
+        fail = f"error({_quote(message)})"  # (embedding: the view's own type, FLOAT[dim])
+        for cols in (merged, columns):  # a type DuckDB cannot cast NULL to: the plain columns
+            select = ", ".join(f'{fail}::{t} AS "{c.replace(chr(34), chr(34) * 2)}"' for c, t in cols.items())
+            try:
+                self.con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT {select} FROM range(1) '
+                                 f"WHERE {fail} IS NULL")
+                return
+            except duckdb.Error:
+                continue
+
+    def _damage_message(self, what: str, bad: list[tuple[Path, Exception]], exc: Exception, noun: str) -> str:
+        if not bad:
+            return f"{what} cannot be read: {_one_line(exc)}"
+        named = ", ".join(str(p) for p, _ in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        reason = _one_line(bad[0][1]).split(". ")[0]
+        return (f"{what} cannot be read: {noun}{'' if len(bad) == 1 else 's'} {named} "
+                f"{'is' if len(bad) == 1 else 'are'} damaged ({reason}); run `{self._repair}` to move "
+                f"unreadable parts into {self.layout.quarantine_dir()} and recount, then re-run the extract "
+                "or import that wrote them to restore their rows")
+
+    def _check_counts(self, entry: TableEntry, parts: list[Path]) -> None:
+        """Warn when the parts hold fewer rows than the catalog counted. Free when as many parts are there
+        as were counted (more: an extraction is adding some); else one DuckDB query over the footers."""
+        if entry.rows <= 0 or (entry.parts and len(parts) >= entry.parts):
+            return
+        try:
+            found = self.con.execute("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)",
+                                     [[str(p) for p in parts]]).fetchone()[0] if parts else 0
+        except duckdb.Error:  # a part vanished meanwhile: the next open tells
+            return
+        if found >= entry.rows and len(parts) >= entry.parts:
+            return
+        counted = _n(entry.rows, "row") + (f" in {_n(entry.parts, 'part')}" if entry.parts else "")
+        warnings.warn(StoreWarning(
+            f"table {entry.name!r}: the catalog counts {counted} but {self.layout.table_dir(entry.name)} holds "
+            f"{_n(found, 'row')} in {_n(len(parts), 'part')}, so a part was deleted or moved and queries see "
+            f"only the rows that are there: put the part back, or run `{self._repair}` to recount the table "
+            "(then re-run the extract or import that wrote it to restore its rows)"), stacklevel=3)
+
+    def _define_uncatalogued(self, catalog: Catalog) -> None:
+        """Folders of parts the catalog does not know (the catalog was deleted or replaced): a warning, and a
+        view of each name whose queries say to run the repair."""
+        def orphans(known) -> list[str]:
+            found = []
+            for name in self.layout.tables_on_disk():
+                try:
+                    if name not in known and self.layout.parts(check_table_name(name)):
+                        found.append(name)
+                except LayoutError:  # a folder that is no table of ours
+                    continue
+            return found
+
+        names = orphans(self._entries)
+        if names:  # a writer may have created a table since the catalog was read: read it again
+            names = orphans({e.name for e in catalog.entries()})
+        if not names:
+            return
+        why = (f"the catalog {catalog.path} has no entry for {'it' if len(names) == 1 else 'them'}"
+               if catalog.exists()
+               else f"the catalog {catalog.path} is missing")
+        fix = f"run `{self._repair}` to rebuild the catalog from the parts"
+        warnings.warn(StoreWarning(
+            f"{'table' if len(names) == 1 else 'tables'} {', '.join(map(repr, names))} "
+            f"{'has' if len(names) == 1 else 'have'} parts in {self.layout.root / 'tables'} but {why}: {fix}"),
+            stacklevel=3)
+        for name in names:
+            self._damaged[name] = (f"table {name!r} has parts in {self.layout.table_dir(name)} but no catalog "
+                                   f"entry ({why}): {fix}")
+            self._failing_view(name, self._damaged[name], self.layout.parts(name), _table_columns(0))
+
+    def damaged(self) -> dict[str, str]:
+        """View name → why its queries fail (unreadable parts, parts without a catalog entry)."""
+        return dict(self._damaged)
 
     def tables(self) -> list[str]:
         return sorted(self._entries)
@@ -107,6 +228,8 @@ class Store:
 
     def index(self, table: str) -> LoadedIndex | None:
         """The table's FAISS index (loaded once, brought up to date with new parts), or None."""
+        if table in self._damaged:
+            raise StoreError(self._damaged[table])
         if table not in self._indexes:
             from artlens.store.index import open_index
 
@@ -157,6 +280,34 @@ class Store:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_FAILURE_COLUMNS = ", ".join(f'NULL::VARCHAR AS "{f.name}"' for f in FAILURE_SCHEMA)
+
+
+def _table_columns(dim: int) -> dict[str, str]:
+    return {"key": "VARCHAR", "shard": "VARCHAR", "embedding": f"FLOAT[{dim if dim > 0 else ''}]"}
+
+
+def _unreadable(parts: list[Path]) -> list[tuple[Path, Exception]]:
+    """The parts whose Parquet footer cannot be read, with why."""
+    bad = []
+    for path in parts:
+        try:
+            pq.read_metadata(path)
+        except FileNotFoundError:  # gone since the glob (a table being replaced): not damage
+            continue
+        except Exception as err:  # noqa: BLE001 - truncated, empty, not Parquet: any reason is damage
+            bad.append((path, err))
+    return bad
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:

@@ -18,6 +18,7 @@ FLAGS: dict[str, str] = {
     "images": "--image",
     "progress": "--no-progress",
     "store_path": "--store",          # run_suite(path, store_path)
+    "out_dir": "--out",               # write_report(store_path, out_dir)
 }
 
 

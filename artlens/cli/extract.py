@@ -35,6 +35,8 @@ def extract_args(p: argparse.ArgumentParser) -> None:
     option(p, C, "workers", type=auto_int,
            help="decode worker processes (0: in-process; default auto: CPU cores - 1, or - 2 with GPU decoding)")
     option(p, C, "max_pixels", type=int, help="refuse images with more pixels (decompression bombs)")
+    option(p, C, "max_member_bytes", type=int,
+           help="refuse tar members declaring more bytes, unread (a failure row; default %(default)s = 512 MiB)")
     option(p, C, "overwrite", action="store_true", help="replace a table made with other settings")
     option(p, C, "strict", action="store_true", help="stop at the first failed sample")
     p.add_argument("--no-progress", action="store_true")
@@ -55,7 +57,8 @@ def extract_config(a: argparse.Namespace):
     return ExtractConfig(shards=a.shards, store=a.store, table=a.table, model=spec,
                          models=parse_models(a.models, spec) if a.models else (), batch_size=a.batch_size,
                          workers=a.workers, decode=a.decode, decode_threads=a.decode_threads,
-                         jpeg_decoder=a.jpeg_decoder, max_pixels=a.max_pixels, overwrite=a.overwrite,
+                         jpeg_decoder=a.jpeg_decoder, max_pixels=a.max_pixels,
+                         max_member_bytes=a.max_member_bytes, overwrite=a.overwrite,
                          strict=a.strict, progress=not a.no_progress, engine=a.engine,
                          devices=tuple(parse_devices(a.devices)) if a.devices else (), retries=a.retries,
                          address=a.address, actors=a.actors)

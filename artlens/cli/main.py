@@ -1,8 +1,11 @@
 """`artlens` command line: a thin layer over the Python API. Subcommands are a registry, not a chain.
 
-Exit codes: 0 success; 3 extraction finished but some samples failed (see the `failures` view);
-2 bad arguments or input the command refuses (a `UserError`: one line, its arguments named by their flags);
-1 any other error, a bug or a broken environment (one line; the traceback with -v); 130 interrupted.
+Exit codes: 0 success; 3 extraction finished but some samples failed, or the table still holds failures for
+the shards the run covered (see the `failures` view); 2 bad arguments or input the command refuses (a
+`UserError`: one line, its arguments named by their flags); 4 no space left on the device (or the disk quota
+is exhausted): one line naming the file, wherever it was raised (the commit thread, DuckDB, pyarrow), and the
+same command resumes once space is freed; 1 any other error, a bug or a broken environment (one line; the
+traceback with -v); 130 interrupted.
 """
 from __future__ import annotations
 
@@ -10,14 +13,16 @@ import argparse
 import logging
 import sys
 import traceback
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-from artlens.cli import extract, interpret, perturb, probe, query, shards, tables
+from artlens.cli import extract, interpret, perturb, probe, query, repair, shards, tables
 from artlens.cli.args import flag
 
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
+EXIT_NO_SPACE = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -51,6 +56,8 @@ COMMANDS: dict[str, Command] = {
     "guide": Command("gradient ascent on the pixels toward a text, as CLIP guidance does: score gain against "
                      "L2/SSIM change and a same-norm noise baseline", interpret.guide_arguments,
                      interpret.guide_run),
+    "repair": Command("rebuild a store's catalog from its parts, move unreadable parts aside, recount rows",
+                      repair.repair_args, repair.repair_run),
 }
 
 
@@ -82,6 +89,31 @@ def _internal_error(command: str, exc: Exception, verbose: bool) -> int:
     return EXIT_INTERNAL
 
 
+def _no_space(args: argparse.Namespace, exc: Exception, path: str | None) -> int:
+    """A full device or quota: not a bug, and nothing committed is lost. One line, the traceback under -v."""
+    if args.verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    where = path or getattr(args, "out", None) or getattr(args, "store", None) or "its output"
+    print(f"artlens {args.command}: error: no space left on the device writing {where}: free space and re-run "
+          "the same command; committed shards are kept", file=sys.stderr)
+    return EXIT_NO_SPACE
+
+
+def _show_artlens_warnings(command: str) -> None:
+    """Print every ArtlensWarning (each time, not once per place) as `artlens CMD: warning: ...` on stderr."""
+    from artlens.errors import ArtlensWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, ArtlensWarning):
+            return shown(message, category, filename, lineno, file, line)
+        print(f"artlens {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    warnings.simplefilter("always", ArtlensWarning)
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args, extra = build_parser(argv).parse_known_args(argv)
@@ -90,17 +122,25 @@ def main(argv: list[str] | None = None) -> int:
     args._extra = extra
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
-    from artlens.errors import UserError  # after parsing: `artlens --help` stays free of DuckDB
+    from artlens.errors import UserError, disk_full  # after parsing: `artlens --help` stays free of DuckDB
 
     try:
-        return COMMANDS[args.command].run(args)
+        with warnings.catch_warnings():  # artlens's warnings: one line each, as its errors
+            _show_artlens_warnings(args.command)
+            return COMMANDS[args.command].run(args)
     except UserError as exc:
+        full = disk_full(exc)  # e.g. a catalog that could not be opened because the disk is full
+        if full is not None:
+            return _no_space(args, exc, full.path)
         print(f"artlens {args.command}: error: {exc.render(flag)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"artlens {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - every other error is reported, not raised at the user
+        full = disk_full(exc)
+        if full is not None:
+            return _no_space(args, exc, full.path)
         return _internal_error(args.command, exc, args.verbose)
 
 

@@ -63,7 +63,8 @@ def neighbors_args(p: argparse.ArgumentParser) -> None:
     query.add_argument("--text", help="words, encoded with the table's own model")
     query.add_argument("--image", help="an image file, encoded with the table's own model")
     p.add_argument("-k", type=int, default=10)
-    p.add_argument("--where", help="SQL filter on the table's columns, e.g. \"style = 'Baroque'\"")
+    p.add_argument("--where", help="one SQL expression over the table's columns, e.g. \"style = 'Baroque'\"; "
+                                   "subqueries may read the store's tables, no other files")
     p.add_argument("--format", default="table", choices=["table", "csv", "json", "parquet"])
     p.add_argument("--out")
     p.add_argument("--device", default="auto")

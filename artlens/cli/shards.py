@@ -14,6 +14,8 @@ def shards_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder for 00000.tar, … and manifest.json")
     option(p, C, "format", choices=sorted(SOURCES))
     option(p, C, "metadata", help="CSV/JSONL joined on file name or relative path (folder); split CSV (wikiart)")
+    option(p, C, "metadata_encoding", help="encoding of --metadata and --class-file, e.g. latin-1, cp1252 "
+                                           "(default: UTF-8, or UTF-16/UTF-32 by their byte-order mark)")
     option(p, C, "class_file", help="wikiart: 'idx Name' lines, e.g. style_class.txt")
     option(p, C, "image_column", help="parquet: column holding image bytes (default: detected)")
     option(p, C, "shard_size", type=int, help="images per shard (default %(default)s)")
@@ -26,6 +28,7 @@ def shards_config(a: argparse.Namespace):
     from artlens.pipeline.shards.config import ShardsConfig
 
     return ShardsConfig(source=a.source, out=a.out, format=a.format, metadata=a.metadata,
+                        metadata_encoding=a.metadata_encoding,
                         class_file=a.class_file, image_column=a.image_column, shard_size=a.shard_size,
                         max_side=a.max_side, max_pixels=a.max_pixels, progress=not a.no_progress)
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from artlens.errors import UserError
 
-from artlens.pipeline.imaging.decode import DEFAULT_MAX_PIXELS
+from artlens.pipeline.imaging.decode import DEFAULT_MAX_MEMBER_BYTES, DEFAULT_MAX_PIXELS
 from artlens.pipeline.models.spec import ModelSpec, table_slug
 
 DECODE_NAMES = ("auto", "gpu", "cpu")
@@ -27,6 +27,7 @@ class ExtractConfig:
     jpeg_decoder: str = "auto"           # GPU JPEG decoder (pipeline/imaging/gpu/decoders.py DECODERS); auto: torchvision
     only: tuple[str, ...] = ()           # restrict to these shard URLs (one device's share with --devices)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES  # a tar member declaring more is a failure row, never read
     overwrite: bool = False
     strict: bool = False
     progress: bool = True
@@ -60,6 +61,9 @@ class ExtractConfig:
             raise UserError(f"models gives the same table twice: {tables}", argument="models")
         if self.max_pixels < 1:
             raise UserError(f"max_pixels must be positive, got {self.max_pixels}", argument="max_pixels")
+        if self.max_member_bytes < 1:
+            raise UserError(f"max_member_bytes must be positive, got {self.max_member_bytes}",
+                            argument="max_member_bytes")
         self._check_engine()
 
     def _check_engine(self) -> None:

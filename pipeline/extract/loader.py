@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from artlens.pipeline.imaging.decode import ImageRejected, decode_image
+from artlens.pipeline.imaging.decode import DEFAULT_MAX_MEMBER_BYTES, ImageRejected, decode_image
 from artlens.pipeline.failures import Failure
 from artlens.pipeline.imaging.gpu.decoders import gpu_eligible
 from artlens.pipeline.shards.records import Record, RecordError, to_record
@@ -62,10 +62,12 @@ class DecodeOptions:
     max_pixels: int
     batch_size: int
     jpeg_to_device: bool = False  # ship eligible JPEGs undecoded, for nvJPEG in the main process
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES  # tar members declaring more are failure rows, never read
 
 
-def _records(url: str, failures: list[Failure]) -> Iterator[Record]:
-    for sample in iter_samples(url, failures.append):
+def _records(url: str, failures: list[Failure],
+             max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES) -> Iterator[Record]:
+    for sample in iter_samples(url, failures.append, max_member_bytes):
         try:
             yield to_record(sample)
         except RecordError as exc:
@@ -158,7 +160,7 @@ def shard_batches(url: str, plans: Sequence, opts: DecodeOptions) -> Iterator[Sh
     decoder, pending = _Decoder(plans, opts), []   # `pending` is the one list _records reports into
     held: ShardBatch | None = None
     try:
-        for chunk in _chunks(_records(url, pending), opts.batch_size):
+        for chunk in _chunks(_records(url, pending, opts.max_member_bytes), opts.batch_size):
             if held is not None:
                 yield held
             held = decoder.batch(chunk, url)

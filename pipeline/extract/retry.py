@@ -8,10 +8,12 @@ committed after the last round is counted unreadable: the run exits 3, the shard
 
 A round that raises (a DataLoader worker that died, a commit that failed) keeps what it committed before it
 raised; its other shards are attempted in the next round, and when it was the last round its exception is
-re-raised. Two exceptions end the run at once, never retried: a `UserError` (arguments or input the caller
-must change: another attempt cannot help) and a `SampleError` (`strict` asked to stop at the first failed
-sample). With `--devices` a device process that fails is not an exception of the parent: its shards are
-simply not committed (the process's own `UserError` or `SampleError` is raised by the parent, unretried).
+re-raised. Three exceptions end the run at once, never retried: a `UserError` (arguments or input the caller
+must change: another attempt cannot help), a `SampleError` (`strict` asked to stop at the first failed
+sample) and a full disk (`artlens.errors.disk_full`: the next round would fill it again; what was committed
+is kept, and the same command resumes once space is freed). With `--devices` a device process that fails is
+not an exception of the parent: its shards are simply not committed (the process's own `UserError` or
+`SampleError` is raised by the parent, unretried).
 
 Each later round is announced on this module's logger (WARNING, `extra={"shards": [...]}`), before it starts.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from artlens.errors import UserError
+from artlens.errors import UserError, disk_full
 
 from artlens.pipeline.extract.summary import RunSummary
 from artlens.pipeline.failures import SampleError
@@ -57,7 +59,7 @@ def _round(attempt: Callable[[list[str]], None], shards: list[str], last: bool, 
     except NOT_RETRIED:
         raise
     except Exception as exc:
-        if last:
+        if last or disk_full(exc):
             raise
         summary.failed_rounds.append(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
         log.warning("a round raised %s: %s; its shards not committed are attempted again", type(exc).__name__, exc)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from artlens.errors import UserError
 from artlens.store.catalog import TableEntry
+from artlens.store.layout import shard_id
 from artlens.store.writer import TableWriter
 
 from artlens import __version__
@@ -98,7 +99,7 @@ def open_targets(cfg: ExtractConfig, loaded=None) -> tuple[list[Target], list]:
             keys.append(key)
             plans.append(model.plan)
         writer = TableWriter(cfg.store, table_entry(replace(cfg, table=table), model), overwrite=cfg.overwrite)
-        targets.append(Target(model, keys.index(key), OutputTable(writer, model.dim)))
+        targets.append(Target(model, keys.index(key), OutputTable(writer, model.dim, unique_keys=True)))
     return targets, plans
 
 
@@ -118,7 +119,8 @@ def prepared_batches(cfg: ExtractConfig, shards: list[str], plans: list, device:
     """Shards → batches whose pixels are ready for the models: decoded by the workers (Pillow) and, with
     `gpu`, by the device stage (nvJPEG), with reading, decoding and the consumer overlapping."""
     batch_size = cfg.batch_size or device_default(device, "batch_size")
-    opts = DecodeOptions(max_pixels=cfg.max_pixels, batch_size=batch_size, jpeg_to_device=gpu is not None)
+    opts = DecodeOptions(max_pixels=cfg.max_pixels, batch_size=batch_size, jpeg_to_device=gpu is not None,
+                         max_member_bytes=cfg.max_member_bytes)
     loader = batch_loader(shards, plans, opts, workers_for(cfg, gpu is not None), pin_memory=device.type == "cuda")
     stage = DeviceStage(plans, torch.device(gpu), cfg.max_pixels, cfg.jpeg_decoder) if gpu else None
     return in_order(loader, stage, cfg.decode_threads)
@@ -133,11 +135,19 @@ def selected_shards(cfg: ExtractConfig) -> list[str]:
     return urls
 
 
+def distinct_shards(urls: list[str]) -> list[str]:
+    """The first URL of each shard: one shard reached by two paths (a copy, a symlink) is one shard
+    (store/layout.py `shard_id`)."""
+    seen: set[str] = set()
+    return [u for u in urls if not (shard_id(u) in seen or seen.add(shard_id(u)))]
+
+
 def pending_shards(urls: list[str], targets: list[Target]) -> list[str]:
-    """Record in each target the shards its table already holds; the shards some table still needs."""
+    """Record in each target the shards its table already holds (a readable part under the shard's id: a
+    shard moved since, or reached through a symlink, is held); the shards some table still needs, each once."""
     for t in targets:
         t.out.mark_done(urls)
-    return [u for u in urls if any(u not in t.out.done for t in targets)]
+    return [u for u in distinct_shards(urls) if any(u not in t.out.done for t in targets)]
 
 
 def run_extract(cfg: ExtractConfig, loaded: LoadedModel | list[LoadedModel] | None = None) -> ExtractSummary:
@@ -162,7 +172,7 @@ def run_extract(cfg: ExtractConfig, loaded: LoadedModel | list[LoadedModel] | No
             rounds = LocalRound(cfg, targets, plans, gpu, summary, bar, start)
             retry_rounds(todo, rounds, partial(committed_among, tables), cfg.retries, summary)
     summary.elapsed_s = time.perf_counter() - start
-    summary.recount(t.writer for t in tables)
+    summary.recount((t.writer for t in tables), urls, cfg.store)
     return summary
 
 

@@ -3,11 +3,18 @@
 Counts are kept per shard (`ShardTally`) and totalled: when a shard is attempted again (retry.py), its
 earlier attempt stops counting, so a shard read twice is counted once, as the store holds it once. The
 shard counts (committed, unreadable, retried) are set by the retrier at the end of the run.
+
+The exit code describes the tables as the run leaves them, not only what this run did: a run that resumes
+every shard (embedding nothing new) still exits 3 while its tables' `failures` hold rows for the shards it
+covered, and says how many and how to list them (`held_failures`, counted by `recount`).
 """
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from typing import Iterable
+
+import pyarrow.parquet as pq
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 3
 
@@ -43,6 +50,9 @@ class RunSummary:
     elapsed_s: float = 0.0
     table_rows: int = 0
     tallies: dict[str, ShardTally] = field(default_factory=dict, repr=False)
+    #: table → the failure rows it holds for the shards of this run, this run's and earlier runs' (`recount`)
+    held_failures: dict[str, int] = field(default_factory=dict)
+    store: str = ""                  # the store's folder, for the command that lists the failures
 
     @property
     def images_per_s(self) -> float:
@@ -50,7 +60,10 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_SOME_FAILED if (self.failures or self.shards_unreadable) else EXIT_OK
+        """3 when samples failed in this run, shards stay unreadable, or the tables still hold failures for
+        the shards this run covered (a resumed run over shards whose samples failed earlier); else 0."""
+        held = any(self.held_failures.values())
+        return EXIT_SOME_FAILED if (self.failures or self.shards_unreadable or held) else EXIT_OK
 
     def start_shard(self, shard: str) -> None:
         """A new attempt at `shard`: what an earlier attempt counted no longer counts."""
@@ -78,10 +91,17 @@ class RunSummary:
         self.gpu_decoded += sign * tally.gpu_decoded
         self.samples_skipped += sign * tally.samples_skipped
 
-    def recount(self, writers: Iterable) -> None:
-        """Recount every table from its committed parts (TableWriter.finish) into the summary."""
+    def recount(self, writers: Iterable, shards: Iterable[str] | None = None, store: str | None = None) -> None:
+        """Recount every table from its committed parts (TableWriter.finish) into the summary, and, given
+        the run's `shards`, the failure rows each table holds for them (`held_failures`); `store`: the
+        store as the command named it (else its folder), for the command that lists the failures."""
+        shards = None if shards is None else list(shards)
         for writer in writers:
-            self.record_table(writer.finish())
+            entry = writer.finish()
+            self.record_table(entry)
+            if shards is not None:
+                self.store = str(store or writer.layout.root)
+                self.held_failures[entry.name] = failures_held(writer, shards)
 
     def record_table(self, entry) -> None:
         self.table_rows = entry.rows
@@ -96,6 +116,35 @@ class RunSummary:
         raised = (f"; {len(self.failed_rounds)} round(s) raised, the last: {self.failed_rounds[-1]}"
                   if self.failed_rounds else "")
         return [f"retried: {self.shards_retried} shard(s) not committed in a round were attempted again{raised}"]
+
+    def failure_lines(self) -> list[str]:
+        """How many failures each table holds for the run's shards, and the command that lists them."""
+        lines = [f"failed samples: table {table} holds {held} for the shards of this run (earlier runs' "
+                 f"included): artlens sql --store {shlex.quote(self.store)} "
+                 f"\"SELECT * FROM failures WHERE \\\"table\\\" = '{table}'\""
+                 for table, held in self.held_failures.items() if held]
+        if self.failures and not lines:
+            lines.append("failed samples: artlens sql --store STORE \"SELECT * FROM failures\"")
+        return lines
+
+
+def failures_held(writer, shards: Iterable[str]) -> int:
+    """The failure rows a table (its TableWriter) holds for these shards: each shard's failures part, written
+    by the run that last attempted the shard (a shard committed without failures has none)."""
+    name = writer.entry.name
+    return sum(_first_count(writer.layout.failures_paths(name, u)) for u in shards)
+
+
+def _first_count(paths) -> int:
+    """Rows of the first of a shard's failures parts that exists (its content-id name, then the URL-hash name
+    of stores written before content ids); a part that cannot be read counts none (`artlens repair` names it)."""
+    for path in paths:
+        if path.exists():
+            try:
+                return pq.ParquetFile(path).metadata.num_rows
+            except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+                return 0
+    return 0
 
 
 @dataclass
@@ -127,6 +176,4 @@ class ExtractSummary(RunSummary):
             out[2:2] = self.retry_lines()
         out += [f"table {t} now holds {rows} rows" for t, rows in self.tables_rows.items()]
         out += [f"column {c!r}: {why}" for c, why in sorted(self.schema_conflicts.items())]
-        if self.failures:
-            out.append("failed samples: artlens sql --store STORE \"SELECT * FROM failures\"")
-        return out
+        return out + self.failure_lines()

@@ -16,6 +16,12 @@ from PIL import Image, ImageOps
 from artlens.errors import UserError
 
 DEFAULT_MAX_PIXELS = 178_956_970  # PIL's decompression-bomb error threshold (2 × its warning limit)
+#: The largest tar member (an image or its metadata file) read from a shard: 512 MiB, room for an uncompressed
+#: 8-bit RGB image at DEFAULT_MAX_PIXELS (3 bytes × 178,956,970 pixels ≈ 512 MiB). A member declaring more is
+#: a failure row and is never read (`max_member_bytes`).
+DEFAULT_MAX_MEMBER_BYTES = 512 * 2**20
+#: Pillow's errors for PNG text (tEXt/zTXt/iTXt) and colour-profile (iCCP) chunks that inflate past its limits.
+_PNG_CHUNK_LIMITS = ("Decompressed data too large", "Too much memory used in text chunks")
 
 
 class ImageRejected(UserError):
@@ -79,6 +85,10 @@ def open_checked(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     except Image.DecompressionBombError as exc:
         raise ImageRejected(f"decompression bomb guard: {exc} (max_pixels {max_pixels:,})",
                             argument="max_pixels") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # untrusted bytes: a plugin's header parser raises ValueError, OSError, …
+        raise ImageRejected(f"cannot read the image header: {_reason(exc)}") from None
     width, height = img.size
     if width <= 0 or height <= 0:
         raise ImageRejected(f"image has no pixels ({width}x{height})")
@@ -87,6 +97,13 @@ def open_checked(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
             f"decompression bomb guard: {width}x{height} = {width * height:,} pixels exceeds "
             f"max_pixels {max_pixels:,}", argument="max_pixels")
     return img
+
+
+def _reason(exc: Exception) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if any(limit in str(exc) for limit in _PNG_CHUNK_LIMITS):
+        text += " (a PNG text or colour-profile chunk inflates past Pillow's limit)"
+    return text
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -102,4 +119,4 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     except MemoryError:
         raise
     except Exception as exc:  # untrusted bytes: Pillow's plugins raise many exception types
-        raise ImageRejected(f"cannot decode {img.format or 'image'}: {type(exc).__name__}: {exc}") from exc
+        raise ImageRejected(f"cannot decode {img.format or 'image'}: {_reason(exc)}") from exc

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from artlens.errors import UserError
+from artlens.pipeline.models.modelconfig import read_model_config
 from artlens.pipeline.models.spec import ModelSpec
 from artlens.pipeline.imaging.pixels import PixelPlan, WholePlan, plan_for
 from artlens.pipeline.models.weights import Weights, resolve_weights
@@ -73,12 +75,29 @@ class LoadedModel:
         return self.embed_on_device(pixels).cpu().numpy()
 
 
+#: The device types a model can run on here (`auto` picks cuda when there is one, else cpu).
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {device} asked for, but torch sees no CUDA device", argument="device")
-    return torch.device(device)
+    try:
+        found = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        found = None
+    if found is None or found.type not in DEVICE_TYPES:
+        raise ModelError(f"unknown `device` {device!r}; use auto, cpu, cuda, cuda:N or mps", argument="device")
+    if found.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError(f"`device` {device} asked for, but torch sees no CUDA device", argument="device")
+        count = torch.cuda.device_count()
+        if found.index is not None and found.index >= count:
+            raise ModelError(f"`device` {device} asked for, but torch sees {count} CUDA device(s) "
+                             f"(cuda:0 to cuda:{count - 1})", argument="device")
+    if found.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelError(f"`device` {device} asked for, but torch sees no MPS device", argument="device")
+    return found
 
 
 def model_name(model: str) -> tuple[str, str, str]:
@@ -88,6 +107,7 @@ def model_name(model: str) -> tuple[str, str, str]:
     if model.endswith(".json"):
         if not path.is_file():
             raise ModelError(f"model config {model} does not exist")
+        read_model_config(path)  # a typo in a key or a value's type: one line naming the file and the key
         open_clip.add_model_config(path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         return path.stem, f"{path.stem} (config {path.name} sha256:{digest})", str(path.absolute())
@@ -105,14 +125,90 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     precision = device_default(device, "precision") if spec.precision == "auto" else spec.precision
     oc_precision, dtype = PRECISIONS[precision]
     torch.manual_seed(weights.seed)
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        name, pretrained=weights.path, precision=oc_precision, device=device,
-        cache_dir=spec.cache_dir, **{f"image_{k}": v for k, v in weights.preprocess_overrides.items()},
-    )
+    create = partial(open_clip.create_model_and_transforms, name, precision=oc_precision, device=device,
+                     cache_dir=spec.cache_dir,
+                     **{f"image_{k}": v for k, v in weights.preprocess_overrides.items()})
+    try:
+        model, _, preprocess = create(pretrained=weights.path)
+    except Exception as exc:
+        problem = _why_not_built(spec, weights, create, exc)
+        if problem is None:
+            raise
+        raise problem from exc
     model.eval()
     dim = _embed_dim(model)
     return LoadedModel(model=model, preprocess=preprocess, name=label, ref=ref, weights=weights,
                        device=device, dtype=dtype, dim=dim, precision=precision)
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _why_not_built(spec: ModelSpec, weights: Weights, create, exc: Exception) -> ModelError | None:
+    """Why open_clip could not build the model with its weights, found by building it again without them:
+    the JSON model config at fault, or the `pretrained` file (not a checkpoint, or one of another
+    architecture). None: neither (out of memory, a bug), and the error is raised as it was."""
+    if isinstance(exc, (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), UserError)):
+        return None
+    model = None
+    if weights.path is not None:
+        torch.manual_seed(weights.seed)
+        try:
+            model = create(pretrained=None)[0]
+        except Exception:  # noqa: BLE001 - the model does not build at all: the config's fault, below
+            model = None
+    if model is not None:
+        message = f"`pretrained` {weights.path} {_checkpoint_problem(model, weights.path, exc)}"
+        return ModelError(message, argument=("pretrained", "model") if "`model`" in message else "pretrained")
+    if spec.model.endswith(".json"):
+        return ModelError(f"the config {spec.model} of `model` does not build an open_clip model "
+                          f"({_one_line(exc)}); check its values against open_clip's own model configs",
+                          argument="model")
+    return None
+
+
+def _looks_like_text(path: str) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    try:
+        return all(c.isprintable() or c.isspace() for c in head.decode("utf-8"))
+    except UnicodeDecodeError:
+        return False
+
+
+def _checkpoint_problem(model: torch.nn.Module, path: str, exc: Exception) -> str:
+    """Why the checkpoint at `path` does not load into `model` (which builds without it), in one phrase."""
+    from open_clip.factory import load_state_dict
+
+    try:
+        state = load_state_dict(path)
+    except Exception as bad:  # noqa: BLE001 - whatever torch or safetensors say about a file that is not theirs
+        why = ("it holds text" if _looks_like_text(path) else
+               "torch.load refused it with weights_only=True (not a plain state dict of tensors)"
+               if "Weights only load failed" in str(bad) else _one_line(bad, 120))
+        return f"is not a checkpoint of weights (a PyTorch state dict .pt/.bin, or .safetensors): {why}"
+    if not isinstance(state, dict) or not state:
+        return f"holds no state dict of weights (it holds a {type(state).__name__})"
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(getattr(state[k], "shape", ())) != tuple(own[k].shape)]
+    if not (missing or unexpected or shapes):
+        return f"does not load into the model: {_one_line(exc, 160)}"
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of the model's {len(own)} weights missing (e.g. {missing[0]!r})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} weights the model does not have (e.g. {unexpected[0]!r})")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} of another shape (e.g. {k!r}: {tuple(state[k].shape)} in the file, "
+                     f"{tuple(own[k].shape)} in the model)")
+    return (f"is a checkpoint of another architecture: {'; '.join(parts)}; pass a checkpoint of this `model`, "
+            "or the `model` it was trained with")
 
 
 def _embed_dim(model: torch.nn.Module) -> int:
@@ -125,7 +221,6 @@ def _embed_dim(model: torch.nn.Module) -> int:
                                 dtype=next(model.parameters()).dtype)
             out = model.encode_image(probe).shape[-1]
     return int(out)
-
 
 
 def spec_for_table(entry, device: str = "auto", cache_dir: str | None = None) -> ModelSpec:

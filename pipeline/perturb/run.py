@@ -94,9 +94,7 @@ class PerturbSummary(RunSummary):
             out.append(f"{self.not_in_table} samples of the shards are not rows of the clean table (skipped)")
         if self.examples:
             out.append(f"{len(self.examples)} contact sheet(s) in {self.examples[0].parent}")
-        if self.failures:
-            out.append("failed samples: artlens sql --store STORE \"SELECT * FROM failures\"")
-        return out
+        return out + self.failure_lines()
 
 
 def deformation_entry(cfg: PerturbConfig, clean: TableEntry, suite: Suite) -> TableEntry:
@@ -171,5 +169,5 @@ def run_perturb(cfg: PerturbConfig, loaded: LoadedModel | None = None) -> Pertur
         summary.examples = write_examples(cfg.shards, keys, suite, cfg.save_examples, folder, cfg.max_pixels)
         if not cfg.examples_dir:
             StoreLayout.at(cfg.store).push(*map(Path, summary.examples))
-    summary.recount([writer])
+    summary.recount([writer], urls, cfg.store)
     return summary

@@ -13,6 +13,7 @@ class ShardsConfig:
     out: str
     format: str = "folder"
     metadata: str | None = None
+    metadata_encoding: str | None = None   # of `metadata` and `class_file`; default: by byte-order mark, else UTF-8
     shard_size: int = 1000
     max_side: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS

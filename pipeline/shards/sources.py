@@ -6,7 +6,9 @@ output is made) and returns an iterator of SourceItem(source_path, data, meta); 
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,22 +37,62 @@ class SourceItem:
 
 
 # ---------------------------------------------------------------- metadata files
-def read_metadata_rows(path: str) -> list[dict]:
-    """Rows of a CSV (with header) or JSONL file."""
+#: Byte-order marks and the encoding they announce (UTF-32's first, as its LE mark starts like UTF-16's).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def read_text(path: str | Path, what: str = "metadata file", encoding: str | None = None) -> str:
+    """A text file's contents: in `encoding` when given, else as its byte-order mark says (UTF-8, UTF-16 or
+    UTF-32, as spreadsheets export them), else UTF-8. Text it cannot decode is a one-line SourceError
+    naming the file, the byte and its offset, and `metadata_encoding`."""
+    data = Path(path).read_bytes()
+    if encoding:
+        try:
+            enc = codecs.lookup(encoding).name
+        except LookupError:
+            raise SourceError(f"unknown metadata_encoding {encoding!r} (e.g. utf-8, utf-16, latin-1, cp1252)",
+                              argument="metadata_encoding") from None
+        enc = "utf-8-sig" if enc == "utf-8" else enc
+    else:
+        enc = next((e for bom, e in _BOMS if data.startswith(bom)), "utf-8")
+    head = data[:4096]
+    utf16 = SourceError(f"{what} {path} holds NUL bytes: it looks like UTF-16 without a byte-order mark; pass "
+                        "`metadata_encoding` utf-16-le (or utf-16-be)", argument="metadata_encoding")
+    try:
+        text = data.decode(enc)
+    except UnicodeDecodeError as exc:
+        if not encoding and head.count(0) * 4 >= len(head):  # text of UTF-16: every other byte NUL, mostly
+            raise utf16 from None
+        raise SourceError(f"{what} {path} is not {enc} text (byte 0x{data[exc.start]:02x} at offset {exc.start}: "
+                          f"{exc.reason}); save it as UTF-8, or pass `metadata_encoding` with its encoding "
+                          "(e.g. latin-1, cp1252, utf-16)", argument="metadata_encoding") from None
+    if "\0" in text and not encoding:
+        raise utf16
+    return text
+
+
+def read_metadata_rows(path: str, encoding: str | None = None) -> list[dict]:
+    """Rows of a CSV (with header) or JSONL file (encoding: see `read_text`)."""
     p = Path(path)
     if not p.is_file():
         raise SourceError(f"metadata file {path} does not exist")
+    text = read_text(p, encoding=encoding)
     if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         rows = []
-        for n, line in enumerate(p.read_text(encoding="utf-8-sig").splitlines(), 1):
+        for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise SourceError(f"{path}:{n}: invalid JSON line: {exc}") from exc
+                except RecursionError:
+                    raise SourceError(f"{path}:{n}: JSON line nested too deeply to read") from None
+                except ValueError as exc:  # JSONDecodeError, and integers of more digits than Python converts
+                    raise SourceError(f"{path}:{n}: invalid JSON line: {exc}") from None
         return rows
-    with open(p, newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheet exports start with a BOM
-        return list(csv.DictReader(fh))
+    try:
+        return list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise SourceError(f"{path}: not a readable CSV file: {exc}") from None
 
 
 def metadata_index(rows: list[dict], path: str) -> tuple[str, dict[str, dict]]:
@@ -76,7 +118,7 @@ def folder_source(cfg: ShardsConfig) -> Iterator[SourceItem]:
         raise SourceError(f"{cfg.source} is not a directory")
     index: dict[str, dict] = {}
     if cfg.metadata:
-        _, index = metadata_index(read_metadata_rows(cfg.metadata), cfg.metadata)
+        _, index = metadata_index(read_metadata_rows(cfg.metadata, cfg.metadata_encoding), cfg.metadata)
     return _folder_items(root, index)
 
 
@@ -94,9 +136,9 @@ def _read_file(path: Path, rel: str, meta: dict) -> SourceItem:
         return SourceItem(rel, None, dict(meta), error=f"cannot read file: {exc}")
 
 
-def _wikiart_classes(class_file: str) -> dict[str, str]:
+def _wikiart_classes(class_file: str, encoding: str | None = None) -> dict[str, str]:
     classes = {}
-    for n, line in enumerate(Path(class_file).read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(class_file, "class_file", encoding).splitlines(), 1):
         if line.strip():
             idx, _, name = line.strip().partition(" ")
             if not name:
@@ -117,26 +159,26 @@ def wikiart_source(cfg: ShardsConfig) -> Iterator[SourceItem]:
             raise SourceError(f"`{option}` file {path} does not exist", argument=option)
     if not Path(cfg.source).is_dir():
         raise SourceError(f"{cfg.source} is not a directory (the WikiArt image root)")
-    classes = _wikiart_classes(cfg.class_file)
-    return _wikiart_items(cfg, classes)
+    classes = _wikiart_classes(cfg.class_file, cfg.metadata_encoding)
+    return _wikiart_items(cfg, classes, read_text(cfg.metadata, "metadata file", cfg.metadata_encoding))
 
 
-def _wikiart_items(cfg: ShardsConfig, classes: dict[str, str]) -> Iterator[SourceItem]:
+def _wikiart_items(cfg: ShardsConfig, classes: dict[str, str], split_text: str) -> Iterator[SourceItem]:
     label = Path(cfg.class_file).stem.replace("_class", "") or "label"
     split = Path(cfg.metadata).stem
     root = Path(cfg.source)
-    with open(cfg.metadata, newline="", encoding="utf-8") as fh:
-        for n, row in enumerate(csv.reader(fh), 1):
-            if not row:
-                continue
-            if len(row) != 2 or row[1].strip() not in classes:
-                yield SourceItem(f"{cfg.metadata}:{n}", None, error=f"bad split line {row!r}")
-                continue
-            rel, idx = row[0].strip(), row[1].strip()
-            artist, _, title = Path(rel).stem.partition("_")
-            meta = {label: classes[idx], f"{label}_idx": int(idx), "split": split,
-                    "artist": artist, "title": title, "folder": Path(rel).parent.as_posix()}
-            yield _read_file(root / rel, rel, meta)
+    # the split file was read (and decoded) by wikiart_source, before any output is made
+    for n, row in enumerate(csv.reader(io.StringIO(split_text, newline="")), 1):
+        if not row:
+            continue
+        if len(row) != 2 or row[1].strip() not in classes:
+            yield SourceItem(f"{cfg.metadata}:{n}", None, error=f"bad split line {row!r}")
+            continue
+        rel, idx = row[0].strip(), row[1].strip()
+        artist, _, title = Path(rel).stem.partition("_")
+        meta = {label: classes[idx], f"{label}_idx": int(idx), "split": split,
+                "artist": artist, "title": title, "folder": Path(rel).parent.as_posix()}
+        yield _read_file(root / rel, rel, meta)
 
 
 def _image_column(schema: pa.Schema, wanted: str | None) -> str:
@@ -179,12 +221,26 @@ def _parquet_items(columns: dict[Path, str]) -> Iterator[SourceItem]:
                 row_number += 1
 
 
+#: Fields the shard writer (write.py) sets in every sample's `.json` itself. A Parquet column of that name
+#: is not overwritten: it becomes `<name>_2` (the suffix of names that collide, store/parts.py
+#: `metadata_columns`), except a `source_path` column that names the image when its cell does not.
+WRITER_FIELDS = ("source_path", "original_width", "original_height")
+
+
 def _parquet_item(row: dict, column: str, fallback: str) -> SourceItem:
     cell = row.pop(column)
     path = None
     if isinstance(cell, dict):
         cell, path = cell.get("bytes"), cell.get("path")
     meta = {k: v for k, v in row.items() if not k.startswith("__index_level")}
+    if not path and isinstance(meta.get("source_path"), str) and meta["source_path"]:
+        path = meta.pop("source_path")
+    for name in WRITER_FIELDS:
+        if name in meta:
+            i = 2
+            while f"{name}_{i}" in meta:
+                i += 1
+            meta[f"{name}_{i}"] = meta.pop(name)
     source_path = path or fallback
     if not cell:
         return SourceItem(source_path, None, meta, error="image cell is empty or null")

@@ -90,7 +90,15 @@ def prepare(item: SourceItem, key: str, cfg: ShardsConfig) -> dict:
     if cfg.max_side and max(image.size) > cfg.max_side:
         meta.update(original_width=image.width, original_height=image.height)
         data, ext = _reencode(image, cfg.max_side, img_format)
-    return {"__key__": key, ext: data, "json": json.dumps(meta, ensure_ascii=False, default=str).encode()}
+    return {"__key__": key, ext: data, "json": _json(meta)}
+
+
+def _json(meta: dict) -> bytes:
+    """The sample's `.json` member; metadata too deep (or otherwise unwritable) rejects the sample."""
+    try:
+        return json.dumps(meta, ensure_ascii=False, default=str).encode()
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise ImageRejected(f"metadata cannot be written as JSON: {type(exc).__name__}: {exc}") from None
 
 
 class ShardWriter:
@@ -119,6 +127,17 @@ class ShardWriter:
         self.shards.append({"name": name, "samples": self.count})
         self.index, self.count, self.writer = self.index + 1, 0, None
 
+    def discard(self) -> None:
+        """Drop the shard being written: a run that stops leaves no temporary file behind."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - the file is removed either way
+                pass
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+
 
 def prepare_trusted(item: SourceItem, key: str, cfg: ShardsConfig) -> dict:
     """A sample dict for bytes this project just encoded itself (benchmark corpora): no decode check."""
@@ -137,13 +156,17 @@ def write_shards(cfg: ShardsConfig, items: Iterable[SourceItem] | None = None,
         raise OutputExists(f"{out} already holds shards ({stale[0].name}, …); choose an empty `out`", argument="out")
     manifest = ShardsManifest(source=str(cfg.source), format=cfg.format)
     writer, keys = ShardWriter(out, cfg.shard_size), KeyMaker()
-    for item in tqdm(items, unit="img", desc="shards", disable=not cfg.progress):
-        try:
-            writer.write(prepare(item, keys(item.source_path), cfg))
-            manifest.samples += 1
-        except ImageRejected as exc:
-            manifest.failures.append({"source_path": item.source_path, "reason": str(exc)})
-    writer.close_shard()
+    try:
+        for item in tqdm(items, unit="img", desc="shards", disable=not cfg.progress):
+            try:
+                writer.write(prepare(item, keys(item.source_path), cfg))
+                manifest.samples += 1
+            except ImageRejected as exc:
+                manifest.failures.append({"source_path": item.source_path, "reason": str(exc)})
+        writer.close_shard()
+    except BaseException:
+        writer.discard()
+        raise
     manifest.shards = writer.shards
     manifest.write(out)
     return manifest

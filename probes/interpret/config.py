@@ -8,6 +8,7 @@ from pathlib import Path
 
 from artlens.errors import UserError
 from artlens.probes.interpret.names import BASELINE_TEXTS, METHOD_CITATIONS, OPTIMIZER_TEXTS
+from artlens.probes.config import check_n_boot
 from artlens.probes.interpret.source import ModelSource
 
 
@@ -38,7 +39,6 @@ class SaliencyConfig:
             raise UserError("text must not be empty", argument="text")
 
 
-
 @dataclass(frozen=True)
 class GuideConfig:
     images: tuple[str, ...]       # image files (folders already expanded)
@@ -63,3 +63,4 @@ class GuideConfig:
                             f"{self.steps}, {self.noise_draws}, {self.lr}", argument=("steps", "noise_draws", "lr"))
         if not self.text.strip():
             raise UserError("text must not be empty", argument="text")
+        check_n_boot(self.n_boot)

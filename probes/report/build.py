@@ -39,10 +39,22 @@ def _figures_folder(out: Path) -> Path:
     return folder
 
 
+def _out_folder(out_dir: str | Path) -> Path:
+    """`out_dir` as the report's folder (made if missing): refused when it, or a path above it, is a file."""
+    out = Path(out_dir)
+    blocking = next((p for p in (out / FIGURES_DIR, out, *out.absolute().parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        what = "is a file" if blocking in (out, out / FIGURES_DIR) else f"lies under {blocking}, which is a file"
+        name = out / FIGURES_DIR if blocking == out / FIGURES_DIR else out
+        raise ReportError(f"`out_dir` {name} {what}; the report is a folder (index.html, report.md, figures/): "
+                          "name a folder", argument="out_dir")
+    return out
+
+
 def write_report(store_path: str | Path, out_dir: str | Path, title: str | None = None) -> Path:
     """Write the report of every result in the store to `out_dir`; returns the path of index.html."""
+    out = _out_folder(out_dir)
     results, catalog = _read(store_path)
-    out = Path(out_dir)
     folder = _figures_folder(out)
     pairs = []
     for result, name in zip(results, result_names(results)):

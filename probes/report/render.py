@@ -2,6 +2,7 @@
 Markdown that renders on GitHub. Both walk the same model, so they hold the same content."""
 from __future__ import annotations
 
+import re
 from html import escape
 
 from artlens.probes.report.model import Entry, Header, Section, Table
@@ -24,6 +25,15 @@ nav ul{columns:2;padding-left:1.2em}
 """
 
 
+#: A figure reference the report may link: a relative path of plain characters (figures.py writes
+#: `figures/<file-safe name>.<kind>.png`), never a URL with a scheme (`javascript:`, `data:`) or `//host`.
+_SAFE_REF = re.compile(r"[A-Za-z0-9_.=,-]+(?:/[A-Za-z0-9_.=,-]+)*")
+
+
+def _safe_ref(path: str) -> bool:
+    return bool(_SAFE_REF.fullmatch(path)) and ".." not in path.split("/")
+
+
 def _numeric(cell: str) -> bool:
     return cell.replace(".", "", 1).replace("-", "", 1).isdigit() or cell.startswith("[") or cell == "n/a"
 
@@ -44,7 +54,7 @@ def _html_entry(entry: Entry) -> str:
              _html_table(entry.metrics)]
     if entry.notes:
         parts.append(f'<p class="notes">{escape(" · ".join(entry.notes))}</p>')
-    for fig in entry.figures:
+    for fig in filter(lambda f: _safe_ref(f.path), entry.figures):
         parts.append(f'<figure><img src="{escape(fig.path)}" alt="{escape(fig.caption)}">'
                      f"<figcaption>{escape(fig.caption)}</figcaption></figure>")
     for table in entry.per_class:
@@ -69,12 +79,36 @@ def render_html(header: Header, sections: list[Section]) -> str:
 
 
 # ------------------------------------------------------------------ Markdown
+#: A confidence interval as sections.fmt_ci writes it (`[0.650, 0.770]`): brackets with no link in them.
+_INTERVAL = re.compile(r"\[(?:-?[0-9.]+|n/a), (?:-?[0-9.]+|n/a)\]")
+
+
 def _md(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text from the data (labels, names, notes, titles) made inert in Markdown: no link, image, autolink, raw
+    HTML or code span can start in it. `&`, `<` and `>` become entities (no HTML, no `<scheme:...>` autolink);
+    backslashes, backticks and square brackets are backslash-escaped (a link or image needs `[...]`, so a
+    label `[x](javascript:alert(1))` shows as that text, its parentheses as they are); line breaks become
+    spaces (a line of its own could start a heading or a link reference definition)."""
+    text = re.sub(r"[\r\n]+", " ", str(text))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`\[\]])", r"\\\1", text)
+
+
+def _md_html(text: str) -> str:
+    """Text inside a raw HTML block of the Markdown (`<details><summary>`), where Markdown is not parsed:
+    HTML-escaped only, on one line."""
+    return escape(re.sub(r"[\r\n]+", " ", str(text)), quote=False)
+
+
+def _md_code(text: str) -> str:
+    """Text inside a code span: literal there, but it must not close the span (a backtick) or leave the line."""
+    return re.sub(r"[\r\n]+", " ", str(text)).replace("`", "'")
 
 
 def _cell(text: str) -> str:
-    return _md(text).replace("|", "\\|").replace("\n", " ")
+    if _INTERVAL.fullmatch(text):
+        return text
+    return _md(text).replace("|", "\\|")
 
 
 def _md_table(table: Table) -> str:
@@ -86,21 +120,21 @@ def _md_table(table: Table) -> str:
 
 
 def _md_entry(entry: Entry) -> str:
-    parts = [f"### {_md(entry.title)}\n", f"`{entry.config.replace('`', chr(39))}`\n", _md_table(entry.metrics)]
+    parts = [f"### {_md(entry.title)}\n", f"`{_md_code(entry.config)}`\n", _md_table(entry.metrics)]
     if entry.notes:
         parts.append(f"<sub>{_md(' · '.join(entry.notes))}</sub>\n")
-    for fig in entry.figures:
+    for fig in filter(lambda f: _safe_ref(f.path), entry.figures):
         alt = fig.caption.replace("[", "(").replace("]", ")")
         parts.append(f"![{_md(alt)}]({fig.path})  \n*{_md(fig.caption)}*\n")
     for table in entry.per_class:
-        parts.append(f"<details><summary>{_md(table.caption)} ({len(table.rows)} rows)</summary>\n\n"
+        parts.append(f"<details><summary>{_md_html(table.caption)} ({len(table.rows)} rows)</summary>\n\n"
                      f"{_md_table(table)}\n</details>\n")
     return "\n".join(parts)
 
 
 def render_markdown(header: Header, sections: list[Section]) -> str:
     lines = [f"# {_md(header.title)}\n",
-             f"store `{header.store}` · {header.results} results · generated {header.generated}\n",
+             f"store `{_md_code(header.store)}` · {header.results} results · generated {header.generated}\n",
              _md_table(header.tables)]
     lines.append("\n".join(f"- [{s.title}](#{s.anchor}) ({len(s.entries)})" for s in sections) + "\n")
     for section in sections:

@@ -28,11 +28,11 @@ from artlens.errors import UserError
 from artlens.store.catalog import Catalog
 from artlens.store.layout import StoreLayout
 from artlens.store.remote import refresh
-from artlens.store.writer import TableWriter
+from artlens.store.writer import TableWriter, committed_part
 
 from artlens.pipeline.extract.config import ExtractConfig
 from artlens.pipeline.extract.retry import NOT_RETRIED, retry_rounds
-from artlens.pipeline.extract.run import run_extract, selected_shards
+from artlens.pipeline.extract.run import distinct_shards, run_extract, selected_shards
 from artlens.pipeline.extract.summary import ExtractSummary
 from artlens.pipeline.failures import Failure, SampleError
 
@@ -84,13 +84,14 @@ REFUSALS: dict[str, Callable[[dict], Exception]] = {
 
 
 def _done(cfg: ExtractConfig, urls: list[str], fresh: bool = True) -> set[str]:
-    """Shards every table holds. `fresh` pulls a store in a bucket first, to see the parts the device
-    processes pushed (the progress bar polls without it: pulling a whole store twice a second is too much)."""
+    """Shards every table holds (store/writer.py `committed_part`). `fresh` pulls a store in a bucket first,
+    to see the parts the device processes pushed, and reads each part's footer (the progress bar polls
+    without either: pulling a whole store twice a second is too much)."""
     if fresh:
         refresh(cfg.store)
     layout = StoreLayout.at(cfg.store)
     tables = [t for t, _ in cfg.targets()]
-    return {u for u in urls if all(layout.part_path(t, u).exists() for t in tables)}
+    return {u for u in urls if all(committed_part(layout, t, u, verify=fresh) for t in tables)}
 
 
 def run_on_devices(cfg: ExtractConfig, child: Callable[[ExtractConfig, str], None] = _child) -> ExtractSummary:
@@ -111,11 +112,12 @@ def run_on_devices(cfg: ExtractConfig, child: Callable[[ExtractConfig, str], Non
                desc=f"extract on {len(cfg.devices)} devices", disable=not cfg.progress)
     with bar, tempfile.TemporaryDirectory(prefix="artlens-devices-") as tmp:
         rounds = DeviceRound(cfg, child, Path(tmp), summary, bar, urls)
-        retry_rounds([u for u in urls if u not in done], rounds, partial(_done, cfg), cfg.retries, summary)
+        retry_rounds([u for u in distinct_shards(urls) if u not in done], rounds, partial(_done, cfg), cfg.retries, summary)
         bar.n = len(_done(cfg, urls))
         bar.refresh()
     summary.elapsed_s = time.perf_counter() - start
-    summary.recount(TableWriter.reopen(cfg.store, t) for t, _ in cfg.targets() if _exists(cfg.store, t))
+    summary.recount((TableWriter.reopen(cfg.store, t) for t, _ in cfg.targets() if _exists(cfg.store, t)), urls,
+                    cfg.store)
     return summary
 
 

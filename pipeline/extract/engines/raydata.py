@@ -111,7 +111,7 @@ def run_with_ray(cfg: ExtractConfig) -> ExtractSummary:
         retry_rounds(todo, RayRound(ray, cfg, targets, plans, summary), partial(committed_among, tables),
                      cfg.retries, summary)
     summary.elapsed_s = time.perf_counter() - start
-    summary.recount(t.writer for t in tables)
+    summary.recount((t.writer for t in tables), urls, cfg.store)
     return summary
 
 
@@ -133,7 +133,7 @@ class RayRound:
 
     def dataset(self, shards: list[str]):
         device = self.targets[0].loaded.device
-        opts = DecodeOptions(max_pixels=self.cfg.max_pixels,
+        opts = DecodeOptions(max_pixels=self.cfg.max_pixels, max_member_bytes=self.cfg.max_member_bytes,
                              batch_size=self.cfg.batch_size or device_default(device, "batch_size"))
         actors = self.cfg.actors or (int(self.ray.available_resources().get("GPU", 0)) or 1)
         specs = [spec for _, spec in self.cfg.targets()]
