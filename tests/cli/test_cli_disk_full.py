@@ -5,6 +5,7 @@ import base64
 import os
 import random
 import subprocess
+import sys
 import uuid
 
 import numpy as np
@@ -134,3 +135,28 @@ def test_disk_full_reads_every_library_s_way_of_saying_it(small_disk):
     except RuntimeError as outer:
         assert disk_full(outer) is not None and disk_full(outer).path is None
     assert disk_full(OSError(2, "No such file or directory", "/x")) is None and disk_full(ValueError("x")) is None
+
+
+@pytest.mark.slow  # two spawned device processes import torch: about 15 s on 2 shared cores
+def test_a_full_disk_under_devices_is_the_same_one_line(tmp_path, small_disk, capsys):
+    """With `--devices`, the process whose commit finds the disk full hands it to the parent: one line and exit
+    4, no traceback from the child, and the committed shard kept."""
+    shards = tmp_path / "shards"
+    write_tar(shards / "00000.tar", [("a.jpg", f.jpeg()), ("b.jpg", f.jpeg(64, 64))])
+    root = small_disk / "store"
+    assert extract(shards, root, capsys).returncode == 0
+    rng = random.Random(1)
+    members = []
+    for i in range(12):
+        caption = base64.b64encode(rng.randbytes(225_000)).decode()
+        members += [(f"k{i:02d}.jpg", f.jpeg(80, 60, (i * 20, 10, 200))), (f"k{i:02d}.json", meta(caption=caption))]
+    write_tar(shards / "00001.tar", members)
+    fill(small_disk, 64 * 1024)
+    run = subprocess.run([sys.executable, "-m", "artlens", "extract", "--shards", str(shards), "--store", str(root),
+                          "--table", "t", "--model", TINY_MODEL, "--pretrained", "random", "--devices", "cpu,cpu",
+                          "--workers", "0", "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in run.stderr, run.stderr
+    open_clip_log = "WARNING:root:No pretrained weights loaded"  # open_clip's logging in each device process
+    run.stderr = "".join(line for line in run.stderr.splitlines(True) if not line.startswith(open_clip_log))
+    one_line_no_space(run, str(root / "tables" / "t" / "part-00001-"))
+    assert sorted(p.name[:11] for p in (root / "tables" / "t").iterdir()) == ["part-00000-"]

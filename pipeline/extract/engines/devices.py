@@ -6,12 +6,14 @@ done. Every process runs the local engine on its share (run.py, one round: the p
 so each shard is committed by the same commit loop and atomic per-shard protocol, and the rows are those of
 a one-process run. Processes are spawned (CUDA cannot be forked). The retrier (retry.py) makes the rounds:
 the shards a round did not commit (unreadable, or left by a process that failed) are shared out again over
-the devices. A process's `UserError` or `SampleError` is raised by the parent, unretried. A killed run
+the devices. A process's `UserError` or `SampleError` is raised by the parent, unretried, and so is a process's full
+disk (as the OSError ENOSPC of the file it could not write). A killed run
 resumes like any extraction (committed shards are skipped). The parent shows one progress bar (committed
 parts), merges the processes' per-shard counts and recounts the tables at the end.
 """
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
@@ -24,7 +26,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from artlens.errors import UserError
+from artlens.errors import UserError, disk_full
 from artlens.store.catalog import Catalog
 from artlens.store.layout import StoreLayout
 from artlens.store.remote import refresh
@@ -67,6 +69,15 @@ def _child(cfg: ExtractConfig, out: str) -> None:
     except NOT_RETRIED as exc:
         Path(out).write_text(json.dumps({"refused": refusal(exc)}))
         raise SystemExit(1)
+    except Exception as exc:
+        full = disk_full(exc)
+        if full is None:
+            raise
+        try:  # the parent stops the run and says it in one line (another process may have room to report it)
+            Path(out).write_text(json.dumps({"refused": {"kind": "disk_full", "path": full.path}}))
+        except OSError:
+            pass
+        raise SystemExit(1) from None
     Path(out).write_text(json.dumps(asdict(summary)))
 
 
@@ -80,6 +91,7 @@ def refusal(exc: Exception) -> dict:
 REFUSALS: dict[str, Callable[[dict], Exception]] = {
     "sample": lambda r: SampleError(Failure(**r["failure"])),
     "user": lambda r: UserError(r["message"], argument=tuple(r["arguments"])),
+    "disk_full": lambda r: OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), r["path"]),
 }
 
 
