@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from artlens.store.catalog import Catalog, CatalogError, TableEntry
+from artlens.store.errors import ArtlensWarning
 from artlens.store.layout import StoreLayout
 from artlens.store.parts import failures_table, rows_to_table, write_atomic
 
@@ -152,14 +154,30 @@ class TableWriter:
     def finish(self) -> TableEntry:
         """Recount rows and failures from the committed parts and record schema conflicts."""
         name = self.entry.name
-        parts = self.layout.parts(name)
-        self.entry.rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+        parts, self.entry.rows = self._count(self.layout.parts(name))
         self.entry.parts = len(parts)
-        self.entry.failures = sum(pq.ParquetFile(p).metadata.num_rows for p in self.layout.failure_parts(name))
+        _, self.entry.failures = self._count(self.layout.failure_parts(name))
         self.entry.schema_conflicts = json.dumps(schema_conflicts(parts), sort_keys=True)
         self.catalog.put(self.entry)
         self.layout.push_catalog()
         return self.entry
+
+
+    def _count(self, paths: list[Path]) -> tuple[list[Path], int]:
+        """(the readable parts of `paths`, their rows); a damaged part (another run's, or one that was cut
+        after its commit) is left out of the counts with one warning naming it and the repair."""
+        readable, rows = [], 0
+        for path in paths:
+            try:
+                rows += pq.ParquetFile(path).metadata.num_rows
+            except (OSError, pa.ArrowException) as exc:
+                warnings.warn(ArtlensWarning(
+                    f"table {self.entry.name!r}: {path} cannot be read ({exc}); it is not counted: run `artlens "
+                    f"repair --store {self.layout.root}` to move it into quarantine, then re-run the same "
+                    "command to restore its rows"), stacklevel=3)
+                continue
+            readable.append(path)
+        return readable, rows
 
 
 def readable_part(path: Path) -> bool:

@@ -137,13 +137,14 @@ def failures_held(writer, shards: Iterable[str]) -> int:
 
 def _first_count(paths) -> int:
     """Rows of the first of a shard's failures parts that exists (its content-id name, then the URL-hash name
-    of stores written before content ids); a part that cannot be read counts none (`artlens repair` names it)."""
+    of stores written before content ids); a part that cannot be read counts one, since the table is not clean
+    (the writer's recount warns about it, naming `artlens repair`)."""
     for path in paths:
         if path.exists():
             try:
                 return pq.ParquetFile(path).metadata.num_rows
             except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
-                return 0
+                return 1
     return 0
 
 

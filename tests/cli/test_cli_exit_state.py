@@ -48,3 +48,20 @@ def test_failures_of_shards_the_run_does_not_cover_do_not_count(tmp_path, capsys
     out = capsys.readouterr().out
     assert out.count("table t now holds 2 rows") == 2 and "holds 1 for the shards" in out  # only `other`'s run
     assert "failed samples: table t" not in out
+
+
+def test_a_damaged_failures_part_of_the_table_is_a_warning_not_a_crash(tmp_path, capsys):
+    """The table's own failures part cut after its commit: the next run still embeds its new shard, warns in
+    one line naming the part and the repair, and exits 3 (the table is not clean)."""
+    shards = write_tar(tmp_path / "s" / "00000.tar", [("a.jpg", f.jpeg()), ("b.jpg", f.truncated_jpeg())]).parent
+    store = tmp_path / "st"
+    assert main(extract_args(shards, store)) == 3
+    capsys.readouterr()
+    (damaged,) = (store / "failures" / "t").glob("part-*.parquet")
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    write_tar(shards / "00001.tar", [("c.jpg", f.jpeg(64, 64))])
+    assert main(extract_args(shards, store)) == 3
+    out, err = capsys.readouterr()
+    assert "1 images embedded" in out and "Traceback" not in err
+    warning = [line for line in err.splitlines() if "warning:" in line and str(damaged) in line]
+    assert len(warning) == 1 and "artlens repair --store" in warning[0], err
