@@ -1,8 +1,10 @@
-"""Shared fixtures: the tiny open_clip model config, real data paths, tar builders, an extraction runner."""
+"""Shared fixtures: the tiny open_clip model config, real data paths, tar builders, an extraction runner; and
+the CI rule: under CI (the environment variable CI set, as CI services and .ci/run's caller do) a skip fails."""
 from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import tarfile
 from pathlib import Path
@@ -18,6 +20,49 @@ PAINTINGS = SHARED / "paintings"
 AI_PASTICHE_NGA = SHARED / "ai-pastiche-nga"
 
 sys.path.insert(0, str(FIXTURES))  # for `import imagefactory` and the other kits in tests/fixtures/
+
+# ------------------------------------------------------------------------------------ no silent skips in CI
+# A skip in CI hides a test that never ran: the shared data missing (`require`), an extra not installed
+# (ray, s3fs/moto, triton), mount(8) not permitted (tests/fixtures/mounts.py). The CI machine has all of them
+# (root, the dev extra, ../shared/data), so under CI every skip is reported as a failure, with its reason,
+# unless the test carries `@pytest.mark.skip_ok_in_ci("why this skip is right on any machine")`. xfail is left
+# alone. A module-level skip (`pytest.importorskip` at import) fails the module's collection: its marks cannot
+# be read, so put `skip_ok_in_ci` only on tests whose skip happens in setup or in the test.
+ALLOW_SKIP_IN_CI = "skip_ok_in_ci"
+
+
+def in_ci() -> bool:
+    """CI is set to anything but empty, 0, false, no or off (CI=true on GitHub Actions, GitLab and most)."""
+    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no", "off"}
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    return longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+
+
+def _fail_the_skip(report, what: str) -> None:
+    report.outcome = "failed"
+    report.longrepr = (f"{what} was skipped under CI={os.environ.get('CI')!r}, and a skip in CI is a failure: "
+                       f"{_skip_reason(report)}\n(provide what it needs on the CI machine, or mark the test "
+                       f"@pytest.mark.{ALLOW_SKIP_IN_CI}(reason) if the skip is right on any machine)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if (report.skipped and not hasattr(report, "wasxfail") and in_ci()
+            and item.get_closest_marker(ALLOW_SKIP_IN_CI) is None):
+        _fail_the_skip(report, item.nodeid)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    if report.skipped and in_ci():
+        _fail_the_skip(report, f"collecting {collector.nodeid}")
+    return report
 
 
 def require(path: Path) -> Path:

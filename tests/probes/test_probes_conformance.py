@@ -15,7 +15,7 @@ from artlens.probes.result import Result
 #: Minimal options per probe on the synthetic table (columns: style, period, subject, score, source;
 #: `art_deformed` is its deformation table).
 OPTIONS = {
-    "linear": {"label": "style", "n_boot": 50},
+    "linear": {"label": "subject", "n_boot": 50},  # not "style": a perfect 1.0 [1, 1] hides the interval
     "knn": {"labels": ("style", "subject"), "n_boot": 50},
     "regression": {"target": "score", "n_boot": 50},
     "period": {"column": "period", "n_boot": 50},
@@ -25,6 +25,20 @@ OPTIONS = {
     "deformation": {"label": "style", "texts": "prompts", "ratings_table": "art", "ratings_column": "score",
                     "n_boot": 50, "permutations": 99},
 }
+
+#: Values at which a probe's metric is degenerate by construction: the bounds of every proportion, accuracy,
+#: F1, AUC and rank or linear correlation the probes report (0 and 1, and -1 for correlations). There every row
+#: agrees (each prediction right, or each pair in order), so every resample repeats the value and the 95%
+#: interval is the single point [value, value]; on the synthetic table the period-century and zero-shot
+#: accuracies are exactly 1.0 (so `linear` is run on `subject`, which it cannot predict perfectly). Anywhere
+#: else a zero-width "95%" interval means the resampling did not happen or did not vary (e.g. a bootstrap
+#: that returns the point estimate), and the test refuses it.
+DEGENERATE_VALUES = (-1.0, 0.0, 1.0)
+
+
+def degenerate_by_construction(metric: dict) -> bool:
+    lo, hi = metric["ci"]
+    return metric["value"] in DEGENERATE_VALUES and lo == hi == metric["value"]
 
 
 def test_every_registered_probe_exists():
@@ -46,9 +60,11 @@ def test_probe_conformance(name, labelled_store):
     assert set(data) >= {"probe", "tables", "config", "n", "metrics", "baseline", "per_class"}
     assert data["probe"] == name and "art" in data["tables"] and data["n"] > 0
     assert data["metrics"], "a probe must report at least one metric"
-    for metric in data["metrics"].values():
+    for key, metric in data["metrics"].items():
         lo, hi = metric["ci"]
         assert lo <= metric["value"] <= hi or np.isclose(lo, metric["value"]) or np.isclose(hi, metric["value"])
+        if not degenerate_by_construction(metric):
+            assert lo < hi, f"{name}: {key} = {metric['value']} has a zero-width 95% interval {metric['ci']}"
     assert data["baseline"], "a probe must report a chance or majority baseline"
     assert json.loads(again.to_json()) == data, "results must be reproducible bit for bit"
     with pytest.raises(ValueError):
