@@ -47,7 +47,8 @@ class TableWriter:
     def _open_entry(self, entry: TableEntry, overwrite: bool) -> TableEntry:
         existing = self.catalog.get(entry.name)
         if existing is None:  # DuckDB (and some file systems) match names ignoring case: `Art` would be `art`
-            twin = next((e.name for e in self.catalog.entries() if e.name.lower() == entry.name.lower()), None)
+            twin = next((e.name for e in self.catalog.entries()  # (the same name: another process made it meanwhile)
+                         if e.name != entry.name and e.name.lower() == entry.name.lower()), None)
             if twin is not None:
                 raise CatalogError(f"table {entry.name!r} differs from the store's table {twin!r} only in case, "
                                    "and SQL names ignore case: use another `table` name", argument="table")
