@@ -40,6 +40,16 @@ def fill(disk, leave_bytes: int) -> None:
         fh.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave_bytes))
 
 
+def write_big_shard(path, seed: int) -> None:
+    """A shard of 12 images whose part holds ~2.7 MB of incompressible captions: too much for a nearly full disk."""
+    rng = random.Random(seed)
+    members = []
+    for i in range(12):
+        caption = base64.b64encode(rng.randbytes(225_000)).decode()
+        members += [(f"k{i:02d}.jpg", f.jpeg(80, 60, (i * 20, 10, 200))), (f"k{i:02d}.json", meta(caption=caption))]
+    write_tar(path, members)
+
+
 def extract(shards, store_dir, capsys):
     """`artlens extract` (in-process: the commit thread, pyarrow and DuckDB are the same as in its own)."""
     code = main(["extract", "--shards", str(shards), "--store", str(store_dir), "--table", "t", "--model",
@@ -70,12 +80,7 @@ def test_a_full_disk_is_one_line_and_the_same_command_resumes(tmp_path, small_di
 
     # 2. a shard whose part (~2.7 MB of incompressible captions) does not fit: pyarrow raises ENOSPC in the
     #    background commit thread
-    rng = random.Random(0)
-    members = []
-    for i in range(12):
-        caption = base64.b64encode(rng.randbytes(225_000)).decode()
-        members += [(f"k{i:02d}.jpg", f.jpeg(80, 60, (i * 20, 10, 200))), (f"k{i:02d}.json", meta(caption=caption))]
-    write_tar(shards / "00001.tar", members)
+    write_big_shard(shards / "00001.tar", seed=0)
     fill(small_disk, 64 * 1024)
     run = extract(shards, root, capsys)
     one_line_no_space(run, str(root / "tables" / "t" / "part-00001-"))
@@ -145,12 +150,7 @@ def test_a_full_disk_under_devices_is_the_same_one_line(tmp_path, small_disk, ca
     write_tar(shards / "00000.tar", [("a.jpg", f.jpeg()), ("b.jpg", f.jpeg(64, 64))])
     root = small_disk / "store"
     assert extract(shards, root, capsys).returncode == 0
-    rng = random.Random(1)
-    members = []
-    for i in range(12):
-        caption = base64.b64encode(rng.randbytes(225_000)).decode()
-        members += [(f"k{i:02d}.jpg", f.jpeg(80, 60, (i * 20, 10, 200))), (f"k{i:02d}.json", meta(caption=caption))]
-    write_tar(shards / "00001.tar", members)
+    write_big_shard(shards / "00001.tar", seed=1)
     fill(small_disk, 64 * 1024)
     run = subprocess.run([sys.executable, "-m", "artlens", "extract", "--shards", str(shards), "--store", str(root),
                           "--table", "t", "--model", TINY_MODEL, "--pretrained", "random", "--devices", "cpu,cpu",
