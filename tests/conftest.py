@@ -90,6 +90,39 @@ def shared_store(tmp_path_factory):
     return root
 
 
+FINDINGS_SUITE = REPO / "probes" / "suites" / "findings-ai-pastiche-nga.yaml"
+
+
+@pytest.fixture(scope="session")
+def findings_results(shared_store) -> dict:
+    """Every result of the findings suite (probes/suites/findings-ai-pastiche-nga.yaml, the suite behind
+    docs/findings/ai-pastiche-nga), computed once per session with the current code and the suite's own
+    options (nothing saved), by the name `make findings` gives it. Tests on the real data read these
+    instead of running the same probes again."""
+    from threadpoolctl import threadpool_limits
+
+    from artlens import store
+    from artlens.probes.registry import get_probe
+    from artlens.probes.runner import load_suite, result_name
+
+    _, steps = load_suite(FINDINGS_SUITE)
+    out = {}
+    with store.open(shared_store) as s, threadpool_limits(1):
+        for name, options in steps:
+            probe = get_probe(name)
+            result = probe.run(s, probe.Config.from_dict(options))
+            out[result_name(result)] = result
+    return out
+
+
+def findings_result(results: dict, probe: str, table: str, **config):
+    """The one result of `findings_results` for this probe, first table and these config values."""
+    hits = [r for r in results.values() if r.probe == probe and r.tables[0] == table
+            and all(r.config.get(k) == v for k, v in config.items())]
+    assert len(hits) == 1, f"{len(hits)} {probe} results on {table} with {config} in {FINDINGS_SUITE}"
+    return hits[0]
+
+
 @pytest.fixture(scope="session")
 def labelled_store(tmp_path_factory):
     """240 vectors in 4 styles × 2 sources with a period string and a continuous score, a text table

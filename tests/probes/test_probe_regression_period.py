@@ -3,6 +3,8 @@ the real AI-Pastiche ratings and NGA periods (skipped without the shared data)."
 import numpy as np
 import pytest
 
+from conftest import findings_result
+
 from artlens import store
 from artlens.probes import period, regression
 from artlens.probes.classify import outer_splits
@@ -216,27 +218,21 @@ def test_period_probe_refuses_a_column_with_one_century(synthetic):
 
 
 # ---------------------------------------------------------------------------- real data (shared)
-@pytest.fixture(scope="module")
-def real(shared_store):
-    with store.open(shared_store) as s:
-        yield s
-
-
 @pytest.mark.parametrize("rating", ["defects", "authenticity", "adherence"])
-def test_embeddings_predict_human_ratings_of_unseen_prompts(real, rating):
-    """Measured (seed 0, grouped by prompt): rho defects 0.67, authenticity 0.57, adherence 0.51."""
-    cfg = regression.Config(table="ai_pastiche", target=rating, group="prompt", n_boot=200)
-    result = regression.run(real, cfg)
+def test_embeddings_predict_human_ratings_of_unseen_prompts(findings_results, rating):
+    """Measured (seed 0, grouped by prompt): rho defects 0.67, authenticity 0.57, adherence 0.51. The
+    results are the findings suite's, computed once per session (conftest.py)."""
+    result = findings_result(findings_results, "regression", "ai_pastiche", target=rating, group="prompt")
     m = result.metrics
     assert result.n == 953 and result.details["n_groups"] == 73 and result.details["missing_target"] == 0
     assert m["spearman_rho"].ci[0] > 0.3 and m["pearson_r"].ci[0] > 0.3
     assert m["mae"].ci[1] < result.baseline["mae"] and m["mae_gain"].ci[0] > 0 and m["r2"].ci[0] > 0.1
 
 
-def test_nga_period_grouped_by_artist(real):
+def test_nga_period_grouped_by_artist(findings_results):
     """Measured: 948 of 953 parsed ('before 1300' ×5), 21st century (4) dropped, n 944; accuracy 0.80
     (majority 0.38), balanced 0.72 (chance 0.14), year MAE 40 against 135 for the training mean."""
-    result = period.run(real, period.Config(table="ngd", column="period", group="artist", n_boot=200))
+    result = findings_result(findings_results, "period", "ngd", column="period", group="artist")
     d, m, base = result.details, result.metrics, result.baseline
     assert (d["parsing"]["parsed"], d["parsing"]["unparsed"]) == (948, 5)
     assert d["parsing"]["unparsed_examples"] == [{"value": "before 1300", "count": 5}]
@@ -246,11 +242,11 @@ def test_nga_period_grouped_by_artist(real):
     assert m["year.mae"].ci[1] < 0.5 * base["year.mae"] and m["year.spearman_rho"].ci[0] > 0.7
 
 
-def test_ai_pastiche_period_grouped_by_prompt(real):
+def test_ai_pastiche_period_grouped_by_prompt(findings_results):
     """Measured: every 'XV century'..'XX century' parsed; for unseen prompts accuracy 0.54 (majority 0.32),
     balanced 0.40 (chance 0.17), year MAE 73 against 146. (Ungrouped, images of one prompt on both sides of
     a split: accuracy 0.93, balanced 0.89, MAE 43.)"""
-    result = period.run(real, period.Config(table="ai_pastiche", group="prompt", n_boot=200))
+    result = findings_result(findings_results, "period", "ai_pastiche", column="period", group="prompt")
     d, m, base = result.details, result.metrics, result.baseline
     assert d["parsing"]["parsed"] == result.n == 953 and d["parsing"]["unparsed"] == 0 and d["n_groups"] == 73
     assert m["century.balanced_accuracy"].ci[0] > base["century.balanced_accuracy"]
