@@ -36,8 +36,8 @@ PAINTINGS_TITLE  ?= The 14 paintings in ../shared/data/paintings under deformati
 BENCH_N    ?= 1000000
 BENCH_DIM  ?= 768
 
-.PHONY: install test test-fast sample extract perturb index sql neighbors probes report findings findings-paintings \
-	bench bench-store clean-store
+.PHONY: install test test-fast mutants sample extract perturb index sql neighbors probes report findings \
+	findings-paintings bench bench-store clean-store
 
 # Idempotent: the stamp is rebuilt only when the dependency files change.
 install: $(VENV)/.installed
@@ -54,6 +54,13 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The curated mutations of tests/mutants/mutations.yaml, each in a scratch copy under build/mutants/ (the
+# working tree is never edited): prints which the tests killed (docs/testing.md). Not part of make test.
+# make mutants MUTANTS_FLAGS="--only linear-ignores-group"   (--list, --keep, --timeout S)
+MUTANTS_FLAGS ?=
+mutants: install
+	$(BIN)/python tests/mutants/harness.py $(MUTANTS_FLAGS)
 
 # A few shards of procedurally drawn paintings, made by pipeline/sample (no committed images).
 sample: $(SHARDS)/manifest.json

@@ -108,6 +108,8 @@ def test_knn_missing_values_and_rare_classes(synthetic):
     assert r.n == N
     assert r.details["labels"]["sparse"]["n"] == N - 40 and r.details["labels"]["sparse"]["rows_without_label"] == 40
     assert r.details["labels"]["rare"]["dropped_classes"] == {"lonely": 1} and r.details["labels"]["rare"]["n"] == N - 1
+    exact = _knn(synthetic, labels=["rare"], min_count=59)  # s0 has exactly 59 rows (row 0 is `lonely`): kept
+    assert exact.details["labels"]["rare"]["dropped_classes"] == {"lonely": 1}
 
 
 def test_knn_errors(synthetic):

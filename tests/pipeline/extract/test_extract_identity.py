@@ -106,6 +106,20 @@ def test_keys_already_in_the_table_become_duplicate_key_failures_naming_both_sha
     assert (again.images, again.shards_skipped, again.table_rows) == (0, 1, 11)
 
 
+def test_a_key_in_two_shards_of_one_run_is_added_once(tmp_path, extract):
+    """The keys a run commits count at once: the later shard's row with the same key is a duplicate_key failure
+    (not only keys of earlier runs)."""
+    shards = tmp_path / "s"
+    write_tar(shards / "00000.tar", [("k.jpg", f.jpeg()), ("a.png", f.png())])
+    write_tar(shards / "00001.tar", [("k.jpg", f.jpeg(color=(1, 2, 3)))])
+    summary = extract(shards)
+    assert (summary.exit_code, summary.failures, summary.table_rows) == (3, 1, 2)
+    rows, failures = _rows(tmp_path / "store")
+    first, second = str(shards / "00000.tar"), str(shards / "00001.tar")
+    assert [(r["key"], r["shard"]) for r in rows] == [("a", first), ("k", first)]
+    assert [(r["key"], r["shard"], r["stage"]) for r in failures] == [("k", second, "duplicate_key")]
+
+
 def test_a_store_named_by_the_previous_shard_ids_resumes(tmp_path, extract):
     shards = _shards(tmp_path / "a")
     extract(shards)
