@@ -42,6 +42,8 @@ _API = {
     "embed_texts": "artlens.pipeline.texts:embed_prompts",
     "PerturbConfig": "artlens.pipeline.perturb.run:PerturbConfig",
     "perturb": "artlens.pipeline.perturb.run:run_perturb",
+    "DedupConfig": "artlens.pipeline.dedup:DedupConfig",
+    "dedup": "artlens.pipeline.dedup:run_dedup",
     # reading them
     "run_probe": "artlens.probes.runner:run_probe",
     "run_suite": "artlens.probes.runner:run_suite",

@@ -75,8 +75,16 @@ class TableEntry:
     updated: datetime = field(default_factory=_now)
     artlens_version: str = ""
     #: A linked table: its `key` column holds keys of this table, several rows per key (e.g. a deformation
-    #: table: one row per deformation and severity of each painting of the parent). Empty: keys are unique.
+    #: table: one row per deformation and severity of each painting of the parent), or one row per key of
+    #: it without embeddings (a key table, dim 0: the near-duplicate groups of `artlens dedup`). Empty: keys
+    #: are unique.
     parent: str = ""
+
+    @property
+    def has_embeddings(self) -> bool:
+        """Whether the table holds vectors (an `embedding` column); a key table (dim 0, e.g. the near-duplicate
+        groups `artlens dedup` writes) holds columns about the keys of its parent only."""
+        return self.dim > 0
 
     def identity(self) -> dict:
         return {k: getattr(self, k) for k in IDENTITY_FIELDS}
@@ -103,7 +111,12 @@ class TableEntry:
         return json.loads(self.schema_conflicts or "{}")
 
     def unique_keys_needed(self, what: str) -> None:
-        """Refuse `what` (e.g. an index) for a linked table, whose keys name several rows each."""
+        """Refuse `what` (e.g. an index) for a linked table, whose keys name several rows each, and for a key
+        table, which holds no embeddings."""
+        if not self.has_embeddings:
+            raise CatalogError(
+                f"table {self.name!r} is a {self.kind!r} table{f' of {self.parent!r}' if self.parent else ''} "
+                f"without embeddings, so {what} do not apply to it; query it with SQL")
         if self.parent:
             raise CatalogError(
                 f"table {self.name!r} is a {self.kind!r} table of {self.parent!r}: its `key` column holds "
@@ -145,6 +158,12 @@ def _ddl(table: str) -> list[str]:
     create = f"CREATE TABLE IF NOT EXISTS {table} (name VARCHAR PRIMARY KEY)"
     return [create] + [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {n} {t}" for n, t in cols if n != "name"]
 
+
+#: The kind of a key table of near-duplicate groups (`artlens dedup`): `parent` is the table whose rows it
+#: groups, one row per row of it (`key`, `dup_group`, `score`), and the parent's view gains `dup_group`.
+DUPLICATES_KIND = "duplicates"
+#: The column of a duplicates table (and of its parent's view) naming each row's group: its smallest key.
+DUP_GROUP_COLUMN = "dup_group"
 
 #: The TableEntry fields a part records (see `TableEntry.description`).
 DESCRIPTION_FIELDS = ("name", "kind", "model", "model_ref", "pretrained", "checkpoint_sha256", "preprocess", "dim",

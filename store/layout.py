@@ -3,6 +3,8 @@
     STORE/
       catalog.duckdb                      one row per table: model, weights, preprocessing, counts
       tables/<table>/part-<shard>.parquet one embedding part per input shard (the commit marker)
+      tables/<table>/part-all.parquet     a key table's one part (no embeddings: `artlens dedup`'s groups),
+                                          replaced whole by a rename
       failures/<table>/part-<shard>.parquet the samples of that shard that could not be embedded
       indexes/<table>/<generation>.faiss   FAISS index over the table's embeddings (ids 0..n-1)
       indexes/<table>/<generation>.ids.parquet  id → key, shard: every index id maps back to a row
@@ -27,6 +29,8 @@ from pathlib import Path
 from artlens.store.errors import UserError
 
 PART_GLOB = "part-*.parquet"
+#: The one part of a key table (a table without embeddings, written whole: store/writer.py write_key_table).
+KEY_PART = "part-all.parquet"
 TMP_PREFIX = ".tmp-"
 
 
@@ -159,6 +163,10 @@ class StoreLayout:
 
     def failures_path(self, table: str, shard_url: str) -> Path:
         return self.failures_dir(table) / f"part-{shard_id(shard_url)}.parquet"
+
+    def key_part_path(self, table: str) -> Path:
+        """Where a key table's one part lives (replaced whole, by a rename, at every write)."""
+        return self.table_dir(table) / KEY_PART
 
     def part_paths(self, table: str, shard_url: str) -> list[Path]:
         """Where a shard's committed part may be: `part_path`, then its name in stores written before content

@@ -27,7 +27,7 @@ class NeighborsError(UserError):
 
 
 def query_vector(store: "Store", table: str, key: str) -> np.ndarray:
-    store.entry(table)  # no such table: says so and lists the store's tables
+    store.entry(table).unique_keys_needed("nearest-neighbour searches")  # no such table: lists the tables
     found = store.sql(f'SELECT embedding FROM "{table}" WHERE key = ? LIMIT 1', [key])
     if found.num_rows == 0:
         raise NeighborsError(f"no row with key {key!r} in table {table!r}")

@@ -6,6 +6,10 @@
 
 Every table is a view whose `embedding` is typed FLOAT[dim], so `array_cosine_similarity` works directly.
 Also defined: `failures` (table, key, shard, stage, error) and `catalog` (one row per table).
+
+A key table (no embeddings: the near-duplicate groups of `artlens dedup`, kind `duplicates`, `parent` T) is
+a view of its rows; T's view then also carries its `dup_group` (a LEFT JOIN on key; a row of T the groups do
+not cover, added since, is its own group and the store warns that they are stale).
 """
 from __future__ import annotations
 
@@ -18,10 +22,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from artlens.store.catalog import Catalog, IndexEntry, TableEntry
+from artlens.store.catalog import DUP_GROUP_COLUMN, DUPLICATES_KIND, Catalog, IndexEntry, TableEntry
 from artlens.store.errors import ArtlensWarning, UserError
 from artlens.store.layout import LayoutError, StoreLayout, check_table_name
-from artlens.store.parts import FAILURE_SCHEMA
+from artlens.store.parts import FAILURE_SCHEMA, fold
 
 if TYPE_CHECKING:  # FAISS is imported only where an index is used: writers and SQL never load it
     from artlens.store.index import LoadedIndex
@@ -53,6 +57,7 @@ class Store:
         self._entries: dict[str, TableEntry] = {}
         self._indexes: dict[str, LoadedIndex | None] = {}
         self._damaged: dict[str, str] = {}
+        self._duplicates: dict[str, str] = {}
         self._repair = f"artlens repair --store {root}"
         self._define_functions()
         self.refresh()
@@ -84,12 +89,17 @@ class Store:
         self._entries = {e.name: e for e in entries}
         self._indexes = {}
         self._damaged = {}
+        self._duplicates = {}
+        table_parts = {}
         for entry in entries:
-            parts = self.layout.parts(entry.name)
+            parts = table_parts[entry.name] = self.layout.parts(entry.name)
             self._define(entry.name, self._table_sql(entry, parts), parts, f"table {entry.name!r}",
-                         _table_columns(entry.dim))
+                         _table_columns(entry.dim, entry.has_embeddings))
             if entry.name not in self._damaged:
                 self._check_counts(entry, parts)
+        for entry in entries:
+            if entry.kind == DUPLICATES_KIND and entry.parent in self._entries:
+                self._join_duplicates(self._entries[entry.parent], entry, table_parts)
         self._define_uncatalogued(catalog)
         failure_parts = self.layout.failure_parts()
         self._define("failures", self._failures_sql(failure_parts), failure_parts, "the `failures` view",
@@ -100,6 +110,42 @@ class Store:
         self.con.execute(f"CREATE OR REPLACE VIEW catalog AS SELECT t.*, {cols} FROM _catalog_tables t "
                          "LEFT JOIN _catalog_indexes i ON i.name = t.name")
 
+    def _join_duplicates(self, parent: TableEntry, dups: TableEntry, table_parts: dict[str, list[Path]]) -> None:
+        """Give the parent's view the `dup_group` of its duplicates table (LEFT JOIN on key; a row not covered
+        is its own group). Skipped, with a warning, when the parent has a column of that name itself; skipped
+        silently when either view cannot be read (its queries say why) or the groups have no part yet."""
+        name = parent.name
+        if name in self._damaged or dups.name in self._damaged or not table_parts.get(dups.name):
+            return
+        if not table_parts.get(name):
+            return
+        columns = [c for c, *_ in self.con.execute(f'DESCRIBE "{name}"').fetchall()]
+        if fold(DUP_GROUP_COLUMN) in map(fold, columns):
+            warnings.warn(StoreWarning(
+                f"table {name!r} has a column {DUP_GROUP_COLUMN!r} of its own, so the near-duplicate groups of "
+                f"{dups.name!r} are not joined into its view; query them from {dups.name!r}"), stacklevel=4)
+            return
+        base = self._table_sql(parent, table_parts[name])
+        sql = (f'SELECT t.*, coalesce(d.{DUP_GROUP_COLUMN}, t.key) AS {DUP_GROUP_COLUMN} FROM ({base}) t '
+               f'LEFT JOIN "{dups.name}" d ON d.key = t.key')
+        try:
+            self.con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
+        except duckdb.Error as exc:  # e.g. a duplicates part without the columns: the parent stays as it was
+            warnings.warn(StoreWarning(f"the near-duplicate groups {dups.name!r} cannot be joined to table "
+                                       f"{name!r} ({_one_line(exc)}); re-run `artlens dedup`"), stacklevel=4)
+            self.con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {base}')
+            return
+        self._duplicates[name] = dups.name
+        if parent.rows and dups.rows != parent.rows:
+            warnings.warn(StoreWarning(
+                f"table {name!r} holds {_n(parent.rows, 'row')} but its near-duplicate groups {dups.name!r} "
+                f"were found among {_n(dups.rows, 'row')}: rows added since are each their own group; re-run "
+                f"`artlens dedup --store {self.layout.root} --table {name}`"), stacklevel=4)
+
+    def duplicates_of(self, table: str) -> str | None:
+        """The duplicates table whose `dup_group` the view of `table` carries, or None."""
+        return self._duplicates.get(table)
+
     def _register(self, name: str, cls: type, rows: list) -> None:
         """Catalog rows as an Arrow table (typed from the dataclass even when there are none)."""
         empty = cls(name="")
@@ -108,7 +154,11 @@ class Store:
 
     def _table_sql(self, entry: TableEntry, parts: list[Path] | None = None) -> str:
         glob = self.layout.parts_glob(entry.name)
-        if not (self.layout.parts(entry.name) if parts is None else parts):
+        empty = not (self.layout.parts(entry.name) if parts is None else parts)
+        if not entry.has_embeddings:  # a key table: its columns as written
+            return ("SELECT NULL::VARCHAR AS key WHERE false" if empty
+                    else f"SELECT * FROM read_parquet({_quote(glob)}, union_by_name = true)")
+        if empty:
             return f"SELECT NULL::VARCHAR AS key, NULL::FLOAT[{entry.dim}] AS embedding WHERE false"
         return (f"SELECT * REPLACE (embedding::FLOAT[{entry.dim}] AS embedding) "
                 f"FROM read_parquet({_quote(glob)}, union_by_name = true)")
@@ -285,7 +335,9 @@ class Store:
 _FAILURE_COLUMNS = ", ".join(f'NULL::VARCHAR AS "{f.name}"' for f in FAILURE_SCHEMA)
 
 
-def _table_columns(dim: int) -> dict[str, str]:
+def _table_columns(dim: int, embeddings: bool = True) -> dict[str, str]:
+    if not embeddings:
+        return {"key": "VARCHAR"}
     return {"key": "VARCHAR", "shard": "VARCHAR", "embedding": f"FLOAT[{dim if dim > 0 else ''}]"}
 
 

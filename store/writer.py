@@ -181,6 +181,53 @@ class TableWriter:
         return readable, rows
 
 
+def write_key_table(root: str | Path, entry: TableEntry, data: pa.Table) -> TableEntry:
+    """Write (or replace) a key table: a table without embeddings (`entry.dim` 0) whose rows are about the
+    keys of `entry.parent` (e.g. the near-duplicate groups of `artlens dedup`), as one part.
+
+    A new table gets its catalog entry first (0 rows: its view is empty, its parent's view unchanged); the
+    part is written to a temporary name and renamed over the previous one (the commit: a reader sees the old
+    rows or the new, never a mix nor none), then the catalog entry is recounted. Refused when the name is
+    held by a table of another kind or parent, or differs only in case from another table's."""
+    if entry.has_embeddings or not entry.parent:
+        raise ValueError("write_key_table writes tables of dim 0 linked to a parent")
+    layout = StoreLayout.at(root)
+    path = layout.key_part_path(entry.name)  # validates the name
+    catalog = Catalog(layout.catalog_path)
+    entries = catalog.entries()
+    existing = next((e for e in entries if e.name == entry.name), None)
+    twin = next((e.name for e in entries if e.name != entry.name and e.name.lower() == entry.name.lower()), None)
+    if twin is not None:
+        raise CatalogError(f"table {entry.name!r} differs from the store's table {twin!r} only in case, and SQL "
+                           "names ignore case")
+    if existing is not None and (existing.kind, existing.parent, existing.dim) != (entry.kind, entry.parent, 0):
+        raise CatalogError(
+            f"table {entry.name!r} exists and is a {existing.kind!r} table"
+            f"{f' of {existing.parent!r}' if existing.parent else ''}, not a {entry.kind!r} table of "
+            f"{entry.parent!r}: it is not replaced; rename or drop it first")
+    if existing is None:
+        if layout.parts(entry.name):
+            raise CatalogError(f"table {entry.name!r} has parts but no catalog entry: run `artlens repair "
+                               f"--store {layout.root}` first")
+        catalog.put(TableEntry(**{**vars(entry), "rows": 0, "parts": 0}))
+        layout.push_catalog()
+    else:
+        entry.created = existing.created
+    for tmp in layout.stale_temporaries(entry.name):
+        tmp.unlink(missing_ok=True)
+    described = {DESCRIPTION_KEY: json.dumps(entry.description(), sort_keys=True)}
+    write_atomic(data, path, metadata=described)
+    layout.push(path)
+    for other in layout.parts(entry.name):  # none but its own part (a key table has one)
+        if other != path:
+            other.unlink(missing_ok=True)
+    entry.rows, entry.parts, entry.failures = data.num_rows, 1, 0
+    entry.schema_conflicts = "{}"
+    catalog.put(entry)
+    layout.push_catalog()
+    return entry
+
+
 def readable_part(path: Path) -> bool:
     """Whether a part's Parquet footer reads: one small read, and a truncated file fails it."""
     try:

@@ -68,3 +68,14 @@ def test_a_bad_query_is_a_user_error(painted, query, message):
     store, _ = painted
     with pytest.raises(artlens.UserError, match=message):
         artlens.neighbors(store, "t", **query)
+
+
+def test_dedup_is_public_and_writes_the_groups_the_tables_view_carries(painted):
+    store, _ = painted
+    summary = artlens.dedup(artlens.DedupConfig(store=store, table="t", threshold=0.5, progress=False))
+    with artlens.open_store(store) as s:
+        groups = s.sql("SELECT dup_group, count(*) AS n FROM t GROUP BY dup_group").to_pylist()
+        assert s.entry("t_dups").parent == "t"
+    assert sum(g["n"] for g in groups) == 6 and summary.rows == 6
+    assert summary.groups == sum(g["n"] > 1 for g in groups)
+    assert summary.rows_in_groups == sum(g["n"] for g in groups if g["n"] > 1)

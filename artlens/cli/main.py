@@ -17,7 +17,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-from artlens.cli import extract, interpret, perturb, probe, query, repair, shards, tables
+from artlens.cli import dedup, extract, interpret, perturb, probe, query, repair, shards, tables
 from artlens.cli.args import flag
 
 EXIT_INTERNAL = 1
@@ -50,6 +50,9 @@ COMMANDS: dict[str, Command] = {
                      tables.texts_args, tables.texts_run),
     "perturb": Command("embed a table's paintings under a suite of deformations (5 severities each) into a "
                        "linked table", perturb.perturb_args, perturb.perturb_run),
+    "dedup": Command("find near-duplicate groups of a table's rows (cosine range search, single linkage) and "
+                     "write them as a linked table whose dup_group probes can split by", dedup.dedup_args,
+                     dedup.dedup_run),
     "saliency": Command("heatmap of what drives an image-text score: integrated gradients (Sundararajan, Taly "
                         "& Yan 2017) or gradient-weighted attention rollout (Chefer, Gur & Wolf 2021)",
                         interpret.saliency_arguments, interpret.saliency_run),

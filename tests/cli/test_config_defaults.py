@@ -7,8 +7,9 @@ from dataclasses import fields, is_dataclass
 
 import pytest
 
-from artlens.cli import extract, interpret, perturb, probe, query, shards, tables
+from artlens.cli import dedup, extract, interpret, perturb, probe, query, shards, tables
 from artlens.cli.main import build_parser
+from artlens.pipeline.dedup import DedupConfig
 from artlens.pipeline.demo.corpus import SampleConfig
 from artlens.pipeline.extract.config import ExtractConfig
 from artlens.pipeline.importer import ImportConfig
@@ -35,6 +36,7 @@ COMMANDS = {
     "index": (["--store", "st", "--table", "t"], query.index_config, IndexConfig(store="st", table="t")),
     "perturb": (["--shards", "s", "--store", "st", "--table", "t"], perturb.perturb_config,
                 PerturbConfig(shards="s", store="st", table="t")),
+    "dedup": (["--store", "st", "--table", "t"], dedup.dedup_config, DedupConfig(store="st", table="t")),
     "saliency": (["--image", "i.png", "--text", "words", "--out", "m.png", *BY_MODEL], interpret.saliency_config,
                  SaliencyConfig(image="i.png", text="words", out="m.png",
                                 source=ModelSource(model="M", pretrained="random"))),
@@ -46,6 +48,8 @@ COMMANDS = {
 CONVERTED = {"models": "A:x,B:y", "deformations": "blur,hue", "devices": "cpu,cpu"}
 #: flags that cannot be given alone (they come in pairs checked by the config)
 PAIRED = {"store", "table"}
+#: flags of how a command prints its result, which no config holds
+PRESENTATION = {"format"}
 
 
 def parse(command: str, extra: list[str] = ()) -> argparse.Namespace:
@@ -89,7 +93,7 @@ def _field(cfg, name: str):
 def _optional_flags(command: str) -> list[argparse.Action]:
     sub = next(a for a in build_parser([command])._actions if isinstance(a, argparse._SubParsersAction))
     return [a for a in sub.choices[command]._actions
-            if a.option_strings and not a.required and a.dest not in ("help", *PAIRED)]
+            if a.option_strings and not a.required and a.dest not in ("help", *PAIRED, *PRESENTATION)]
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
