@@ -5,6 +5,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import TypeVar
 
 from artlens.errors import UserError
+from artlens.probes.groups import as_columns
 
 C = TypeVar("C", bound="ProbeConfig")
 
@@ -12,6 +13,9 @@ C = TypeVar("C", bound="ProbeConfig")
 #: resample lies beyond each end (2.5% of 40 is 1), so the interval's ends would be the extreme resamples,
 #: and with 0 there is no interval at all ([nan, nan]).
 MIN_N_BOOT = 40
+
+#: Options that name one or more columns: a single name or a list, kept as a tuple (probes/groups.py).
+COLUMN_LISTS = ("group", "nuisance", "test_group")
 
 
 def check_n_boot(n_boot) -> None:
@@ -36,6 +40,9 @@ class ProbeConfig:
         """Options every probe shares, checked before any data is read: `n_boot` (at least MIN_N_BOOT), and
         `min_count`, the fewest rows a class keeps, in the probes that have it (0 or more)."""
         check_n_boot(self.n_boot)
+        for name in COLUMN_LISTS:  # `group: artist` (YAML, Python) and `--group a --group b` (CLI) alike
+            if hasattr(self, name):
+                object.__setattr__(self, name, as_columns(getattr(self, name)))
         min_count = getattr(self, "min_count", None)
         if min_count is not None and (isinstance(min_count, bool) or not isinstance(min_count, int)
                                       or min_count < 0):

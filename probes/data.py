@@ -25,12 +25,18 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def load_rows(s: "store.Store", table: str, columns: list[str], where: str | None = None,
-              require: list[str] | None = None) -> Rows:
-    """Embeddings and columns of a table; rows where any `require` column is NULL are left out."""
-    available = set(s.sql(f"SELECT * FROM {_ident(table)} LIMIT 0").column_names) if table in s.tables() else None
-    if available is None:
+def table_columns(s: "store.Store", table: str) -> set[str]:
+    if table not in s.tables():
         raise ProbeDataError(f"no table {table!r} in the store; tables: {s.tables()}")
+    return set(s.sql(f"SELECT * FROM {_ident(table)} LIMIT 0").column_names)
+
+
+def load_rows(s: "store.Store", table: str, columns: list[str], where: str | None = None,
+              require: list[str] | None = None, optional: list[str] | None = None) -> Rows:
+    """Embeddings and columns of a table; rows where any `require` column is NULL are left out. `optional`
+    columns are read too where the table has them (e.g. `dup_group`), and are absent from `columns` if not."""
+    available = table_columns(s, table)
+    columns = list(dict.fromkeys([*columns, *(c for c in optional or [] if c in available)]))
     missing = [c for c in columns if c not in available]
     if missing:
         raise ProbeDataError(f"table {table!r} has no column(s) {missing}; columns: {sorted(available)}")

@@ -4,7 +4,10 @@ Reads a clean image table (`table`) and its deformation table (`deformed`, defau
 by `artlens perturb`: catalog kind `deformation`, parent `table`; one row per painting × deformation ×
 severity with `deformation`, `severity`, `ssim`). Deformed rows join their clean rows on `key`; `where`
 filters the clean table (and so the paintings used). n = paintings. Every interval is a 95% bootstrap over
-paintings (over clusters of `group` when given, which also groups the folds).
+paintings. `group` (clean-table columns, one or more: `group: [artist, dup_group]`) joins paintings that
+share a value in ANY of them into one group (probes/groups.py `combine`; paintings with a NULL in a group
+column are left out): the folds keep a group's clean and deformed rows on one side, and the intervals
+resample whole groups. `details["grouped_by"]` lists the columns, `details["n_groups"]` counts the groups.
 
 Metrics, at each deformation's highest severity (`<d>`) and pooled over deformations per severity (`all.s<k>`):
 - `shift.*`: mean embedding shift 1 − cos(deformed, clean). Baseline: the mean shift between two different
@@ -39,6 +42,7 @@ from artlens.store.compat import COMPATIBLE_FIELDS, IncompatibleError, check_com
 from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.deformmetrics import Flips, Paired, between_shift, deformation_direction, detect_auc, flips, linear_predictions, mean_ci, rank_correlation, shifts, unit
+from artlens.probes.groups import group_ids
 from artlens.probes.regression import numeric_target
 from artlens.probes.result import Result
 from artlens.probes.threads import single_threaded
@@ -52,7 +56,7 @@ DEFORMATION_KIND = "deformation"
 class Config(ProbeConfig):
     deformed: str = ""                     # deformation table (default: <table>_deformed)
     label: str | None = None               # clean-table column for label stability (linear probe)
-    group: str | None = None               # clean-table column: folds and bootstrap clusters (e.g. artist)
+    group: tuple[str, ...] = ()            # clean-table columns: folds and bootstrap clusters (e.g. artist)
     texts: str | None = None               # text table for zero-shot label stability
     folds: int = 5
     C: float = 1.0
@@ -80,8 +84,8 @@ def _check_deformed(s, cfg: Config) -> None:
 def _load(s, cfg: Config) -> Paired:
     _check_deformed(s, cfg)
     _check_ratings(s, cfg)
-    columns = [c for c in (cfg.label, cfg.group) if c]
-    clean = load_rows(s, cfg.table, columns, cfg.where, require=[cfg.group] if cfg.group else None)
+    columns = list(dict.fromkeys([c for c in (cfg.label, *cfg.group) if c]))
+    clean = load_rows(s, cfg.table, columns, cfg.where, require=list(cfg.group) or None)
     deformed = load_rows(s, cfg.deformed_table, ["deformation", "severity", "ssim"])
     index = {k: i for i, k in enumerate(clean.keys)}
     row = np.array([index.get(k, -1) for k in deformed.keys])
@@ -89,7 +93,7 @@ def _load(s, cfg: Config) -> Paired:
     if not keep.any():
         raise ProbeDataError(f"no row of {cfg.deformed_table!r} joins a row of {cfg.table!r} on key"
                              + (f" where {cfg.where}" if cfg.where else ""))
-    clusters = clean.columns[cfg.group].astype(str) if cfg.group else clean.keys.astype(str)
+    clusters = group_ids(clean.columns, cfg.group) if cfg.group else clean.keys.astype(str)
     return Paired(X=unit(clean.X), keys=clean.keys, clusters=clusters, grouped=bool(cfg.group),
                   labels=clean.columns[cfg.label] if cfg.label else None, D=unit(deformed.X[keep]), row=row[keep],
                   deformation=deformed.columns["deformation"][keep].astype(str),
@@ -248,6 +252,7 @@ def run(s, cfg: Config) -> Result:
     result.details.update(
         deformed_table=cfg.deformed_table, deformations=p.names, severities=p.severities, deformed_rows=len(p.D),
         shift_baseline=baselines["shift"], flip_baselines={k: v.baseline for k, v in flip_sets.items()},
-        dropped_classes=predictions.get("dropped_classes", {}), grouped_by=cfg.group, grid=grid, pooled=pooled,
+        dropped_classes=predictions.get("dropped_classes", {}), grouped_by=list(cfg.group),
+        n_groups=int(len(np.unique(p.clusters))) if p.grouped else None, grid=grid, pooled=pooled,
         invariance=invariance, **({"ratings": ratings} if ratings else {}))
     return result

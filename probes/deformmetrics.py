@@ -1,6 +1,6 @@
 """The measurements of the `deformation` probe, each on a `Paired` set: clean embeddings, deformed ones and
 the clean row each deformed row came from. Intervals are bootstraps over paintings (or over clusters of
-the probe's `group`): all rows of one painting move together."""
+the probe's `group`, its columns combined): all rows of one painting move together."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +24,7 @@ class Paired:
     X: np.ndarray                   # clean embeddings, unit rows (n, dim), float64
     keys: np.ndarray                # clean keys (n)
     clusters: np.ndarray            # bootstrap / fold cluster of each clean row: its group, else its key
-    grouped: bool                   # clusters come from a `group` column
+    grouped: bool                   # clusters come from the `group` columns
     labels: np.ndarray | None       # label of each clean row (None where NULL), when asked for
     D: np.ndarray                   # deformed embeddings, unit rows (m, dim)
     row: np.ndarray                 # clean row of each deformed row (m)

@@ -11,9 +11,12 @@ then to the first label in sorted order. Two metrics per label, each with a 95% 
   of neighbours drawn at random (without replacement) from the eligible rows, which is
   sum_c n_c (n_c - 1) / (n (n - 1)) (squared class proportions, corrected for drawing without replacement).
 
-With `group` (e.g. artist or prompt), neighbours of the query's own group are never counted, so
-near-duplicates (one prompt, twelve generators) cannot inflate the scores; the random-neighbour baseline is
-then the mean over queries of (n_c - n_c,g) / (n - n_g), the same quantity over the eligible rows.
+With `group` (one or more columns, e.g. artist or prompt, or `group: [artist, dup_group]`), rows sharing a
+value in ANY group column are one group (probes/groups.py `combine`; rows with a NULL in a group column are
+left out). Neighbours of the query's own group are never counted, so near-duplicates (one prompt, twelve
+generators) cannot inflate the scores, and the intervals resample whole groups; the random-neighbour
+baseline is then the mean over queries of (n_c - n_c,g) / (n - n_g), the same quantity over the eligible
+rows. `details["grouped_by"]` lists the group columns, `details["n_groups"]` counts the combined groups.
 
 `details["lift"][label]` = purity / baseline purity (1 = no grouping by that label beyond chance) and
 `details["ranking"]` orders the labels by lift: what the model groups paintings by first. Lift is bounded by
@@ -30,6 +33,7 @@ import numpy as np
 
 from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows
+from artlens.probes.groups import group_ids
 from artlens.probes.result import Result
 from artlens.probes.stats import bootstrap_ci, drop_rare, majority_accuracy
 from artlens.probes.threads import single_threaded
@@ -44,7 +48,7 @@ class Config(ProbeConfig):
     label: str = ""                   # a single label, same as labels=(label,)
     k: int = 10
     min_count: int = 2
-    group: str | None = None
+    group: tuple[str, ...] = ()       # group columns (union: rows sharing a value in any are one group)
 
 
 def label_list(cfg: Config) -> list[str]:
@@ -136,9 +140,9 @@ def score_label(result: Result, name: str, values: np.ndarray, X: np.ndarray, gr
 @single_threaded
 def run(s, cfg: Config) -> Result:
     labels = label_list(cfg)
-    columns = labels + ([cfg.group] if cfg.group and cfg.group not in labels else [])
-    rows = load_rows(s, cfg.table, columns, cfg.where, require=[cfg.group] if cfg.group else None)
-    groups = rows.columns[cfg.group].astype(str) if cfg.group else None
+    columns = labels + [c for c in cfg.group if c not in labels]
+    rows = load_rows(s, cfg.table, columns, cfg.where, require=list(cfg.group) or None)
+    groups = group_ids(rows.columns, cfg.group)
     result = Result(NAME, [cfg.table], cfg.as_dict(), n=len(rows.keys))
     per_label = {name: score_label(result, name, rows.columns[name], rows.X, groups, cfg) for name in labels}
     lift = {name: d["lift"] for name, d in per_label.items()}
@@ -146,5 +150,5 @@ def run(s, cfg: Config) -> Result:
     result.details.update(
         labels=per_label, lift=lift, ranking=sorted(labels, key=lambda name: (-lift[name], name)),
         kappa=kappa, ranking_kappa=sorted(labels, key=lambda name: (-kappa[name], name)), k=cfg.k,
-        grouped_by=cfg.group, n_groups=None if groups is None else int(len(np.unique(groups))))
+        grouped_by=list(cfg.group), n_groups=None if groups is None else int(len(np.unique(groups))))
     return result

@@ -19,7 +19,8 @@ def result_name(result: Result) -> str:
     """A stable file name for a result: probe, tables and the options that distinguish runs."""
     cfg = result.config
     parts = [result.probe, *result.tables]
-    for key in ("label", "labels", "target", "column", "against", "group", "holdout_by", "texts"):
+    for key in ("label", "labels", "target", "column", "against", "sets", "group", "nuisance", "holdout_by",
+                "texts", "test_against"):
         value = cfg.get(key)
         if value:
             parts.append(f"{key}={','.join(value) if isinstance(value, (list, tuple)) else value}")

@@ -117,8 +117,14 @@ def findings_results(shared_store) -> dict:
 
 def findings_result(results: dict, probe: str, table: str, **config):
     """The one result of `findings_results` for this probe, first table and these config values."""
+    from artlens.probes.config import COLUMN_LISTS
+    from artlens.probes.groups import as_columns
+
+    def same(key, have, want):
+        return as_columns(have) == as_columns(want) if key in COLUMN_LISTS else have == want
+
     hits = [r for r in results.values() if r.probe == probe and r.tables[0] == table
-            and all(r.config.get(k) == v for k, v in config.items())]
+            and all(same(k, r.config.get(k), v) for k, v in config.items())]
     assert len(hits) == 1, f"{len(hits)} {probe} results on {table} with {config} in {FINDINGS_SUITE}"
     return hits[0]
 

@@ -1,7 +1,8 @@
 """`artlens probe KIND --store DIR --table T [options] [--json OUT]` and `artlens probe run SUITE.yaml`.
 
 Each probe's options are generated from its Config dataclass, so a new option needs no CLI code:
-`--min-count 5`, `--labels style,period` (tuples are comma-separated), `--group artist`.
+`--min-count 5`, `--labels style,period` (lists are comma-separated or repeated), `--group artist --group
+dup_group`.
 """
 from __future__ import annotations
 
@@ -14,10 +15,17 @@ from artlens.probes.registry import PROBES, get_probe
 _BASE = {"table"}
 
 
+def _is_list(f) -> bool:
+    from artlens.probes.config import COLUMN_LISTS
+
+    default = f.default if f.default is not MISSING else None
+    return isinstance(default, tuple) or str(f.type).startswith("tuple") or f.name in COLUMN_LISTS
+
+
 def _field_type(f) -> type:
     default = f.default if f.default is not MISSING else None
     text = str(f.type)
-    if isinstance(default, tuple) or text.startswith("tuple"):
+    if _is_list(f):
         inner = float if "float" in text else int if "int]" in text or "int," in text else str
         return lambda value: tuple(inner(v) for v in value.split(",") if v)
     if isinstance(default, bool) or text == "bool":
@@ -45,10 +53,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _options(a: argparse.Namespace, name: str) -> dict:
     config = get_probe(name).Config
     parser = argparse.ArgumentParser(prog=f"artlens probe {name}", add_help=False)
+    lists = set()
     for f in fields(config):
         if f.name not in _BASE:
-            parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_type(f))
+            kind = _field_type(f)
+            if _is_list(f):  # repeatable and comma-separated alike: --group a --group b == --group a,b
+                lists.add(f.name)
+                parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, action="append")
+            else:
+                parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind)
     values, rest = parser.parse_known_args(a._extra)
+    for name in lists:
+        if getattr(values, name) is not None:
+            setattr(values, name, tuple(v for part in getattr(values, name) for v in part))
     if rest:
         names = ", ".join(f"--{f.name.replace('_', '-')}" for f in fields(config) if f.name not in _BASE)
         from artlens.probes.config import ConfigError

@@ -101,12 +101,19 @@ def _confusion(value: dict) -> Figure:
 
 # ------------------------------------------------------------------ PCA scatter
 def pca_figures(result: dict) -> list[Drawn]:
+    """The PCA scatter of each `pca` detail; where the result also has the matching `umap` detail (same points,
+    e.g. separability with umap=True), a UMAP panel beside it in the same colours."""
     drawn = []
     details = result.get("details") or {}
     for key, value in _keyed(result, "pca", ("x", "y")):
         if not any(k.startswith("explained") for k in value) and "explained_variance_ratio" in details:
             value = {**value, "explained": details["explained_variance_ratio"]}
-        drawn.append((suffix_of(key, "pca"), "First two principal components, coloured by set", _pca(value)))
+        umap = details.get(key[: -len("pca")] + "umap")
+        if isinstance(umap, dict) and "x" in umap and "y" in umap:
+            caption = "First two principal components (left) and a seeded 2-D UMAP (right), coloured by set"
+            drawn.append((suffix_of(key, "pca"), caption, _pca(value, umap)))
+        else:
+            drawn.append((suffix_of(key, "pca"), "First two principal components, coloured by set", _pca(value)))
     return drawn
 
 
@@ -116,22 +123,44 @@ def _axis_label(pc: int, explained) -> str:
     return f"PC{pc}"
 
 
-def _pca(value: dict) -> Figure:
+def _points(value: dict, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x, y = np.asarray(value["x"], dtype=float), np.asarray(value["y"], dtype=float)
     sets = np.asarray([str(s) for s in value.get("set") or ["all"] * len(x)])
     if not (len(x) == len(y) == len(sets)):
-        raise ValueError("pca x, y and set differ in length")
-    fig = new_figure(6.4, 5.0)
-    ax = fig.add_subplot()
+        raise ValueError(f"{what} x, y and set differ in length")
+    return x, y, sets
+
+
+def _scatter_sets(ax, x, y, sets, names: list[str]) -> None:
     size = 12 if len(x) <= 2000 else 4
-    for i, name in enumerate(sorted(set(sets.tolist()))):
+    for i, name in enumerate(names):
         mask = sets == name
-        ax.scatter(x[mask], y[mask], s=size, alpha=0.55, linewidths=0, color=PALETTE[i % len(PALETTE)],
-                   label=f"{short(name, 30)} (n={int(mask.sum())})")
+        if mask.any():
+            ax.scatter(x[mask], y[mask], s=size, alpha=0.55, linewidths=0, color=PALETTE[i % len(PALETTE)],
+                       label=f"{short(name, 30)} (n={int(mask.sum())})")
+    ax.legend(markerscale=2.0, frameon=False, loc="best")
+
+
+def _pca(value: dict, umap: dict | None = None) -> Figure:
+    x, y, sets = _points(value, "pca")
+    if umap is None:
+        fig = new_figure(6.4, 5.0)
+        ax = fig.add_subplot()
+        names = sorted(set(sets.tolist()))
+    else:
+        ux, uy, usets = _points(umap, "umap")
+        fig = new_figure(12.0, 5.0)
+        ax, uax = fig.subplots(1, 2)
+        names = sorted(set(sets.tolist()) | set(usets.tolist()))   # one colour per set in both panels
+        _scatter_sets(uax, ux, uy, usets, names)
+        uax.set_xlabel("UMAP 1")
+        uax.set_ylabel("UMAP 2")
+        uax.set_title("UMAP (cosine, 15 neighbours)")
+        ax.set_title("PCA")
+    _scatter_sets(ax, x, y, sets, names)
     explained = value.get("explained") or value.get("explained_variance") or value.get("explained_variance_ratio")
     ax.set_xlabel(_axis_label(1, explained))
     ax.set_ylabel(_axis_label(2, explained))
-    ax.legend(markerscale=2.0, frameon=False, loc="best")
     return fig
 
 

@@ -44,8 +44,9 @@ RATING_WORDS = frozenset({"rating", "ratings", "score", "defects", "authenticity
 NUMERIC_KINDS = frozenset({"numeric", "continuous", "rating", "ratings", "ordinal", "absolute"})
 #: Config keys shown in the one-line summary, with the word shown for them.
 SUMMARY_KEYS = (("against", "against"), ("label", "label"), ("labels", "labels"), ("target", "target"),
-                ("column", "column"), ("texts", "texts"), ("group", "group"), ("holdout_by", "holdout"),
-                ("where", "where"))
+                ("column", "column"), ("texts", "texts"), ("sets", "sets"), ("group", "group"),
+                ("nuisance", "nuisance"), ("holdout_by", "holdout"), ("test_table", "tested on"),
+                ("test_against", "tested against"), ("where", "where"))
 
 
 def _text(value) -> str:
@@ -95,8 +96,14 @@ def title_of(result: dict) -> str:
         tables = f"{tables} vs {_text(cfg['against'])}"
     subject = next((_text(cfg[k]) for k in LABEL_KEYS if cfg.get(k)), "")
     title = f"{result.get('probe', '?')}: {subject + ' on ' if subject else ''}{tables}"
+    if cfg.get("sets"):
+        title += f", sets by {_text(cfg['sets'])}"
     if cfg.get("group"):
         title += f", grouped by {_text(cfg['group'])}"
+    if cfg.get("nuisance"):
+        title += f", against {_text(cfg['nuisance'])} alone"
+    if cfg.get("test_table"):
+        title += f", tested on {_text(cfg['test_table'])}"
     if cfg.get("holdout_by"):
         title += f", held out by {_text(cfg['holdout_by'])}"
     return title
@@ -116,7 +123,8 @@ def result_names(results: list[dict]) -> list[str]:
         cfg = result.get("config") or {}
         parts = [result.get("probe", "result"), *(result.get("tables") or [])]
         parts += [f"{k}={_text(cfg[k]).replace(', ', ',')}" for k in
-                  ("label", "labels", "target", "column", "against", "group", "holdout_by", "texts") if cfg.get(k)]
+                  ("label", "labels", "target", "column", "against", "sets", "group", "nuisance", "holdout_by",
+                   "texts", "test_against") if cfg.get(k)]
         name = re.sub(r"[^A-Za-z0-9_.=,-]+", "_", "__".join(str(p) for p in parts))[:120] or "result"
         seen[name] = seen.get(name, 0) + 1
         names.append(name if seen[name] == 1 else f"{name}-{seen[name]}")

@@ -62,7 +62,7 @@ def test_on_the_tiny_model_shift_grows_with_severity_and_strong_blur_and_noise_a
 # ------------------------------------------------------------------ synthetic tables with known answers
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    """`art` (120 paintings, 3 styles, artists), `art_deformed` (blur weak, noise strong), `prompts` (style
+    """`art` (120 paintings, 3 styles, 20 artists in 10 workshops), `art_deformed` (blur weak, noise strong), `prompts` (style
     centres), `rated` (same model, `defects` along the deformation direction), `pastiche` (another model)."""
     root = tmp_path_factory.mktemp("deform-syn")
     rng = np.random.default_rng(1)
@@ -72,7 +72,8 @@ def synthetic(tmp_path_factory):
     X = centres[style] + 0.7 * rng.normal(size=(n, dim))
     X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
     keys = [f"k{i:03d}" for i in range(n)]
-    rows = [{"key": k, "shard": "syn", "style": f"s{style[i]}", "artist": f"a{i % 20}"} for i, k in enumerate(keys)]
+    rows = [{"key": k, "shard": "syn", "style": f"s{style[i]}", "artist": f"a{i % 20}", "workshop": f"w{i % 10}"}
+            for i, k in enumerate(keys)]
     clean = TableWriter(root, TableEntry(name="art", model="m", pretrained="p", preprocess="x", dim=dim))
     clean.commit("syn", rows, X, [])
     clean = clean.finish()
@@ -115,6 +116,19 @@ def test_known_shift_detectability_and_flips(synthetic):
     ranking = result.details["invariance"]
     assert [r["deformation"] for r in ranking] == ["noise", "blur"]
     assert ranking[0]["ratio"] == pytest.approx(m["shift.noise"].value / ranking[0]["visibility"])
+
+
+def test_two_group_columns_join_their_groups(synthetic):
+    """Artists a_j and a_j+10 share workshop w_j: grouped by artist and workshop, the 20 artists are 10
+    groups. Groups are named by the first column's values, so grouped by workshop and artist, folds and
+    resamples are exactly those of the workshops alone."""
+    joined = probe(synthetic, group=["artist", "workshop"])
+    assert joined.details["grouped_by"] == ["artist", "workshop"] and joined.details["n_groups"] == 10
+    both = probe(synthetic, label="style", group=["workshop", "artist"])
+    workshop = probe(synthetic, label="style", group="workshop")
+    assert both.details["n_groups"] == workshop.details["n_groups"] == 10
+    assert {k: (m.value, m.ci) for k, m in both.metrics.items()} == {
+        k: (m.value, m.ci) for k, m in workshop.metrics.items()}
 
 
 def test_ratings_follow_the_deformation_direction_and_other_models_are_refused(synthetic, capsys):

@@ -73,7 +73,7 @@ def test_knn_group_exclusion_removes_near_duplicate_credit(synthetic):
     assert grouped.details["lift"]["dup"] < 1.4 and grouped.metrics["dup.knn_accuracy"].value < 0.6
     assert grouped.details["lift"]["style"] > 3, "real structure survives excluding the query's own prompt"
     assert grouped.details["ranking"] == ["style", "dup"]
-    assert (grouped.details["grouped_by"], grouped.details["n_groups"]) == ("prompt", N_PROMPTS)
+    assert (grouped.details["grouped_by"], grouped.details["n_groups"]) == (["prompt"], N_PROMPTS)
     # the random-neighbour baseline counts only rows of other prompts: mean of (n_c - 4) / (n - 4)
     dup = np.array(synthetic.sql("SELECT dup FROM art ORDER BY key").column(0).to_pylist())
     sizes = {c: (dup == c).sum() for c in set(dup)}
@@ -212,3 +212,130 @@ def test_real_ai_pastiche_groups_by_style_beyond_near_duplicates(pastiche):
     r = rsa.run(pastiche, rsa.Config(table="ai_pastiche", label="style", permutations=199, n_boot=100))
     assert 0.15 < r.metrics["spearman_rho"].ci[0] and r.details["p_value"] == pytest.approx(1 / 200)
     assert r.details["null_q95"] < 0.05
+
+
+# ------------------------------------------------------------------- groups of several columns, grouped rsa
+G, PER = 24, 10         # the near-duplicate table: 24 groups of 10 near-identical rows
+UNEVEN = [*range(1, 21), 30]   # group sizes no two groups share (sum 240)
+
+
+@pytest.fixture(scope="module")
+def near_dups(tmp_path_factory):
+    """`grp`'s rows are near-identical; `prompt` splits each group in two (rows 0-4, 5-9) and `link` joins the
+    halves through rows 4 and 5 only (every other row has a `link` of its own), so `prompt` + `link` is `grp`.
+    `dup` is random per group (tied to the embedding only through near-duplicates), `style` is random per
+    group and drives the embedding across groups, `score` is random per row, `uneven` groups by UNEVEN sizes."""
+    root = tmp_path_factory.mktemp("near-dup-store")
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(G), PER)
+    pos = np.tile(np.arange(PER), G)
+    style, dup = rng.permutation(np.arange(G) % 4)[g], rng.integers(0, 4, G)[g]
+    X = 2 * rng.normal(size=(4, DIM))[style] + rng.normal(size=(G, DIM))[g] + 0.01 * rng.normal(size=(G * PER, DIM))
+    uneven = np.repeat(np.arange(len(UNEVEN)), UNEVEN)
+    rows = [{"key": f"k{i:03d}", "shard": "syn", "grp": f"g{g[i]:02d}", "prompt": f"p{g[i]:02d}{int(pos[i] >= 5)}",
+             "link": f"l{g[i]:02d}" if pos[i] in (4, 5) else f"u{i}", "dup": f"d{dup[i]}", "style": f"s{style[i]}",
+             "score": float(rng.uniform()), "uneven": f"e{uneven[i]:02d}"} for i in range(G * PER)]
+    writer = TableWriter(root, TableEntry(name="dups", model="m", pretrained="p", preprocess="x", dim=DIM))
+    writer.commit("syn", rows, (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32), [])
+    writer.finish()
+    with store.open(root) as s:
+        yield s
+
+
+def test_knn_with_two_group_columns_excludes_a_neighbour_linked_only_through_the_second(near_dups):
+    run = lambda group: knn.run(near_dups, knn.Config.from_dict(  # noqa: E731
+        {"table": "dups", "labels": ["dup"], "k": 2, "n_boot": 100, "group": group}))
+    by_prompt, both = run(["prompt"]), run(["prompt", "link"])
+    assert by_prompt.details["n_groups"] == 2 * G and both.details["n_groups"] == G
+    assert both.details["grouped_by"] == ["prompt", "link"]
+    # by prompt alone, rows 0-4 of a group still find rows 5-9 (near-identical, another prompt)
+    assert by_prompt.metrics["dup.purity"].value > 0.95
+    assert both.metrics["dup.purity"].value < 0.5 and both.details["kappa"]["dup"] < 0.25
+
+
+def _rsa_dups(s, **options):
+    return rsa.run(s, rsa.Config.from_dict({"table": "dups", "n_boot": 200, "permutations": 199, **options}))
+
+
+def test_rsa_near_duplicates_count_only_without_group(near_dups):
+    free, grouped = _rsa_dups(near_dups, label="dup"), _rsa_dups(near_dups, label="dup", group="grp")
+    rho = free.metrics["spearman_rho"]
+    assert rho.value > 0.05 and rho.ci[0] > 0.03 and free.details["p_value"] < 0.01
+    assert free.details["permutation"] == "rows" and free.details["pairs"] == G * PER * (G * PER - 1) // 2
+    lo, hi = grouped.metrics["spearman_rho"].ci
+    assert lo < 0 < hi and grouped.details["p_value"] > 0.05
+    assert grouped.details["permutation"] == "group labels" and grouped.details["n_groups"] == G
+    assert grouped.details["within_group_pairs"] == G * PER * (PER - 1) // 2
+    assert grouped.details["pairs"] == free.details["pairs"] - grouped.details["within_group_pairs"]
+    assert grouped.details["grouped_by"] == ["grp"] and grouped.details["exchangeable_groups"] == G
+    # the two group columns that make `grp` give the same groups, hence the same result
+    both = _rsa_dups(near_dups, label="dup", group=["prompt", "link"])
+    assert both.metrics["spearman_rho"].value == pytest.approx(grouped.metrics["spearman_rho"].value, abs=1e-12)
+    assert both.details["p_value"] == grouped.details["p_value"]
+
+
+def test_rsa_grouped_still_finds_a_label_that_drives_the_embedding_across_groups(near_dups):
+    r = _rsa_dups(near_dups, label="style", group="grp")
+    assert r.metrics["spearman_rho"].ci[0] > 0.2 and r.details["p_value"] == pytest.approx(1 / 200)
+    within = [c["within"] for c in r.per_class.values()]
+    assert max(within) < min(c["between"] for c in r.per_class.values())
+
+
+def test_rsa_label_varying_within_groups_exchanges_equal_size_blocks_or_gives_no_p(near_dups):
+    blocks = _rsa_dups(near_dups, label="score", group="grp")
+    assert blocks.details["permutation"] == "equal-size blocks" and blocks.details["exchangeable_groups"] == G
+    assert blocks.details["groups_with_several_labels"] == G
+    assert 0 < blocks.details["p_value"] <= 1 and np.isfinite(blocks.details["null_q95"])
+    none = _rsa_dups(near_dups, label="score", group="uneven")
+    assert none.details["exchangeable_groups"] == 0 and np.isnan(none.details["p_value"])
+    assert "no p-value" in none.details["note"] and np.isfinite(none.metrics["spearman_rho"].value)
+
+
+def test_rsa_block_permutation_keeps_groups_whole():
+    groups = np.array([0, 0, 1, 1, 2, 2, 2, 3, 4, 4, 5, 5, 5])  # sizes 2, 2, 3, 1, 2, 3
+    blocks = rsa.exchangeable_blocks(groups)
+    assert sorted(b.shape for b in blocks) == [(2, 3), (3, 2)]
+    rng = np.random.default_rng(0)
+    label = np.array([10, 10, 11, 11, 12, 12, 12, 13, 14, 14, 15, 15, 15])  # constant within groups
+    moved = set()
+    for _ in range(20):
+        p = rsa.block_permutation(blocks, len(groups), rng)
+        assert sorted(p) == list(range(len(groups)))
+        for g in np.unique(groups):
+            rows = np.flatnonzero(groups == g)
+            assert len(set(label[p][rows])) == 1                 # still constant within every group
+            source = p[rows]
+            assert len(set(groups[source])) == 1 and np.all(np.diff(source) == 1)  # one whole group, in order
+            moved.add((g, int(groups[source[0]])))
+        assert p[7] == 7                                         # the only group of size 1 stays
+    assert {(0, 4), (2, 5)} <= moved
+
+
+def test_rsa_group_label_null_is_spearman_over_between_group_pairs():
+    """A group-label null value = scipy's Spearman over the pairs of rows from different groups after
+    giving each group the label of the group the permutation sends it."""
+    rng = np.random.default_rng(11)
+    groups = np.repeat(np.arange(9), [1, 2, 3, 4, 2, 3, 1, 5, 2])
+    n, yg = len(groups), rng.uniform(0, 1, 9)
+    X = rng.normal(size=(n, 5))
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    D = 1 - Xn @ Xn.T
+    i0, i1 = np.triu_indices(n, 1)
+    keep = groups[i0] != groups[i1]
+    i0, i1 = i0[keep], i1[keep]
+    dt = np.unique(D[i0, i1], return_inverse=True)[1]
+    rd = rsa._mid_ranks(dt, dt.max() + 1, np.ones(len(i0)))
+    for metric in ("absolute", "categorical"):
+        y = (yg if metric == "absolute" else (yg > 0.5).astype(float))[groups]
+        null = rsa.group_label_null(rd, (i0, i1), groups, y, metric, 3, 4)
+        q = np.random.default_rng([4, 1]).permutation(9)
+        yp = y[np.unique(groups, return_index=True)[1]][q][groups]
+        lab = np.abs(yp[i0] - yp[i1]) if metric == "absolute" else (yp[i0] != yp[i1]).astype(float)
+        assert null[0] == pytest.approx(spearmanr(D[i0, i1], lab).statistic, abs=1e-12)
+
+
+def test_rsa_groups_with_several_labels():
+    groups = np.array([0, 0, 1, 1, 1, 2])
+    assert rsa.groups_with_several_labels(groups, np.array([1, 1, 2, 2, 2, 1])) == 0
+    assert rsa.groups_with_several_labels(groups, np.array([1, 1, 2, 3, 2, 1])) == 1
+    assert rsa.groups_with_several_labels(groups, np.array([0.5, 0.7, 2, 3, 2, 1])) == 2

@@ -9,6 +9,7 @@ from artlens import store
 from artlens.probes import period, regression
 from artlens.probes.classify import outer_splits
 from artlens.probes.data import ProbeDataError, load_rows
+from artlens.probes.groups import group_ids
 from artlens.probes.periods import century, century_label, int_to_roman, parse_period, roman_to_int
 from artlens.store.catalog import TableEntry
 from artlens.store.writer import TableWriter
@@ -160,12 +161,13 @@ def test_non_numeric_or_missing_targets_are_refused(synthetic):
 def test_grouped_regression_keeps_each_group_on_one_side(synthetic):
     cfg = regression.Config.from_dict({"table": "lin", "target": "signal", "group": "grp", "n_boot": 100})
     result = regression.run(synthetic, cfg)
-    assert result.details["n_groups"] == 30 and result.details["grouped_by"] == "grp"
-    groups = np.array([f"g{i % 30}" for i in range(300)])       # rows come back ordered by key
+    assert result.details["n_groups"] == 30 and result.details["grouped_by"] == ["grp"]
+    names = np.array([f"g{i % 30}" for i in range(300)], dtype=object)  # rows come back ordered by key
+    groups = group_ids({"grp": names}, ["grp"])                 # the ids the probe splits by
     splits = regression.regression_splits(300, groups, cfg.folds, cfg.seed)
     assert sorted(np.concatenate([test for _, test in splits]).tolist()) == list(range(300))
     for train, test in splits:
-        assert not set(groups[train]) & set(groups[test])
+        assert not set(groups[train]) & set(groups[test]) and not set(names[train]) & set(names[test])
     # the probe used exactly these splits: its out-of-fold predictions are reproduced from them
     rows = load_rows(synthetic, "lin", ["signal"])
     y = rows.columns["signal"].astype(float)

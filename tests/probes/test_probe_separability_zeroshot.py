@@ -76,9 +76,10 @@ def zs(s, **options):
 
 # ------------------------------------------------------------------ separability
 def test_shifted_clouds_separate_almost_perfectly(syn_store):
-    r = sep(syn_store, table="shifted", group="source")
+    r = sep(syn_store, table="shifted", sets="source")
     assert r.metrics["auc"].ci[0] > 0.95 and r.metrics["balanced_accuracy"].value > 0.9
-    assert r.baseline == {"auc": 0.5, "balanced_accuracy": 0.5, "pc1_auc": 0.5, "pc2_auc": 0.5}
+    assert r.baseline == {name: 0.5 for name in ("auc", "balanced_accuracy", "pc1_auc", "pc2_auc", "pcs_accuracy",
+                                                 "pcs_auc")}
     assert r.details["sets"]["ai"]["n"] == r.details["sets"]["human"]["n"] == 150 and r.n == 300
     assert r.details["positive"] == "ai" and len(r.details["chosen_C"]) == 4
     pca = r.details["pca"]
@@ -87,7 +88,7 @@ def test_shifted_clouds_separate_almost_perfectly(syn_store):
 
 
 def test_identical_distributions_are_not_separable(syn_store):
-    r = sep(syn_store, table="same", group="source")
+    r = sep(syn_store, table="same", sets="source")
     for name in ("auc", "pc1_auc", "pc2_auc"):
         lo, hi = r.metrics[name].ci
         assert lo < 0.5 < hi, (name, r.metrics[name])
@@ -97,10 +98,10 @@ def test_pc_aucs_are_oriented_on_the_training_fold_so_no_difference_centres_on_o
     """Over 20 no-difference draws the out-of-fold PC AUCs average 0.5 (measured: 0.495 and 0.505). A sign
     chosen on the test fold instead gives about 0.58, above 0.5 in every draw (`make mutants` checks it)."""
     y = np.r_[np.ones(60, int), np.zeros(60, int)]
-    cfg = separability.Config(table="t", group="g", Cs=(1.0,))
+    cfg = separability.Config(table="t", sets="g", Cs=(1.0,), pcs=0)
     aucs = []
     for seed in range(20):
-        _, pcs, _ = separability._out_of_fold(np.random.default_rng(seed).normal(size=(120, 16)), y, cfg)
+        pcs = separability._out_of_fold(np.random.default_rng(seed).normal(size=(120, 16)), y, cfg).pc_scores
         aucs.append([separability.auc(y, pcs[:, j]) for j in range(2)])
     aucs = np.array(aucs)
     assert np.all(np.abs(aucs.mean(axis=0) - 0.5) < 0.04), aucs.mean(axis=0)
@@ -108,14 +109,14 @@ def test_pc_aucs_are_oriented_on_the_training_fold_so_no_difference_centres_on_o
 
 
 def test_shift_along_the_top_principal_component_shows_in_pc1(syn_store):
-    r = sep(syn_store, table="pcshift", group="source")
+    r = sep(syn_store, table="pcshift", sets="source")
     assert r.metrics["pc1_auc"].ci[0] > 0.85
     assert r.metrics["pc2_auc"].ci[0] < 0.5 < r.metrics["pc2_auc"].ci[1]
     assert r.details["explained_variance_ratio"][0] > 2 * r.details["explained_variance_ratio"][1]
 
 
 def test_holdout_finds_the_group_that_differs_in_a_new_direction(syn_store):
-    grouped = sep(syn_store, table="novel", group="source", holdout_by="grp")
+    grouped = sep(syn_store, table="novel", sets="source", holdout_by="grp")
     against = sep(syn_store, table="ai", against="human", holdout_by="grp")
     for r in (grouped, against):
         assert r.metrics["auc"].ci[0] > 0.9
@@ -134,7 +135,157 @@ def test_separability_refusals(syn_store):
     with pytest.raises(ValueError, match="exactly one of"):
         sep(syn_store, table="ai")
     with pytest.raises(ProbeDataError, match="exactly two"):
-        sep(syn_store, table="novel", group="grp")
+        sep(syn_store, table="novel", sets="grp")
+
+
+# ------------------------------------------------------------------ separability: groups, pcs, transfer
+#: ai_p: 3 generators answered the same 20 prompts (the first 3 rows' prompt NULL); nga_a: 15 artists of 4
+#: paintings (2 rows' artist NULL). AI = prompt vector + a shift along dim 0; NGA = artist vector.
+GENS, PROMPTS, ARTISTS = 3, 20, 15
+
+
+@pytest.fixture(scope="module")
+def grp_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sep-groups")
+    rng = np.random.default_rng(7)
+    prompt = np.tile(np.arange(PROMPTS), GENS)
+    gen = np.repeat([f"gen{j}" for j in range(GENS)], PROMPTS)
+    X = rng.normal(size=(PROMPTS, 8))[prompt] + np.r_[3.0, np.zeros(7)] + 0.3 * rng.normal(size=(60, 8))
+    prompts = [None if i < 3 else f"p{p}" for i, p in enumerate(prompt)]
+    write(root, "ai_p", X, {"prompt": prompts, "gen": list(gen)})
+    artist = np.repeat(np.arange(ARTISTS), 4)
+    X = rng.normal(size=(ARTISTS, 8))[artist] + 0.3 * rng.normal(size=(60, 8))
+    write(root, "nga_a", X, {"artist": [None if i in (5, 30) else f"a{a}" for i, a in enumerate(artist)]})
+    # transfer: tr_*, te_* one distribution (A shifted along dim 0), sh_* A shifted along dim 1 instead
+    for name, shift in (("tr", 0), ("te", 0), ("sh", 1)):
+        A = rng.normal(size=(80, 8))
+        A[:, shift] += 3.0
+        write(root, f"{name}_a", A, {"prompt": [f"p{i % 20}" for i in range(80)],
+                                      "source": ["ai"] * 80})
+        B = rng.normal(size=(80, 8))
+        write(root, f"{name}_b", B, {"artist": [f"a{i % 16}" for i in range(80)], "source": ["human"] * 80})
+        write(root, f"{name}_s", np.vstack([A, B]), {"source": ["ai"] * 80 + ["human"] * 80})
+    write(root, "wide_b", rng.normal(size=(40, 9)), {})
+    # pcs: the sets differ along dim 5 only, while dims 0 and 1 carry the largest variance (the top 2 PCs)
+    X = rng.normal(size=(200, 8)) * np.r_[5.0, 5.0, np.ones(6)]
+    X[:100, 5] += 3.0
+    write(root, "lowvar", X, {"source": ["ai"] * 100 + ["human"] * 100})
+    # near-duplicate pairs (rows 2k, 2k+1: one set, nearly one vector)
+    X = np.repeat(rng.normal(size=(60, 8)), 2, axis=0) + 0.01 * rng.normal(size=(120, 8))
+    X[:60, 0] += 1.0
+    write(root, "dups", X, {"source": ["ai"] * 60 + ["human"] * 60, "dup_group": [f"d{i // 2}" for i in range(120)]})
+    with store.open(root) as s:
+        yield s
+
+
+def test_sets_as_the_two_values_of_a_column_gives_the_same_answer_as_two_tables(grp_store):
+    by_column = sep(grp_store, table="tr_s", sets="source")
+    by_tables = sep(grp_store, table="tr_a", against="tr_b")
+    assert by_column.metrics == by_tables.metrics and by_column.tables == ["tr_s"]
+    assert by_column.details["grouped_by"] is None and by_column.details["n_groups"] is None
+
+
+def test_group_columns_are_read_per_table_and_null_rows_counted(grp_store):
+    cfg = separability.Config.from_dict({**FAST, "table": "ai_p", "against": "nga_a", "group": ["prompt", "artist"]})
+    r = separability.run(grp_store, cfg)
+    assert r.details["grouped_by"] == ["prompt", "artist"]
+    assert r.details["missing_group"] == {"ai_p": 3, "nga_a": 2} and r.n == 120 - 5
+    assert r.details["n_groups"] == PROMPTS + ARTISTS
+    sets = separability._load(grp_store, cfg)
+    a = sets.y == 1
+    assert not set(sets.groups[a]) & set(sets.groups[~a])               # the two tables' ids never coincide
+    assert len(np.unique(sets.groups[a])) == PROMPTS and len(np.unique(sets.groups[~a])) == ARTISTS
+    for train, test in separability._out_of_fold(sets.X, sets.y, cfg, sets.groups).splits:
+        assert not set(sets.groups[train]) & set(sets.groups[test])
+    lo, hi = r.metrics["auc"].ci
+    assert lo > 0.8 and hi - lo > 0                                      # grouped intervals still resample
+    with pytest.raises(ProbeDataError, match="'nosuch'.*none of the tables"):
+        sep(grp_store, table="ai_p", against="nga_a", group=["prompt", "nosuch"])
+    with pytest.raises(ProbeDataError, match="table 'nga_a' has none of the group columns"):
+        sep(grp_store, table="ai_p", against="nga_a", group="prompt")
+
+
+def test_holdout_with_groups_removes_the_held_out_prompts_from_training(grp_store):
+    options = {"table": "ai_p", "against": "nga_a", "holdout_by": "gen"}
+    plain = sep(grp_store, **options)
+    grouped = sep(grp_store, **options, group=["prompt", "artist"])
+    assert all(p["n_train_removed"] == [0] for p in plain.per_class.values())
+    # Every generator answered every prompt, so each of g's prompts takes the other generators' answers to it
+    # out of the training rows of the fold that tests it: 2 rows per prompt of g (gen0's first 3 prompts are
+    # NULL, so gen0 has 17 prompts; gen1 and gen2 lose 17 rows of gen0 and 20 of each other)
+    removed = {g: sum(p["n_train_removed"]) for g, p in grouped.per_class.items()}
+    assert removed == {"gen0": 2 * 17, "gen1": 17 + 20, "gen2": 17 + 20}
+    assert all(len(p["n_train"]) == FAST["folds"] for p in grouped.per_class.values())
+    assert sum(p["n_test_b"] for p in grouped.per_class.values()) == 58
+    cfg = separability.Config.from_dict({**FAST, **options, "group": ["prompt", "artist"]})
+    values, sets = separability._holdout_values(separability._load(grp_store, cfg), cfg)
+    shares = []
+    for g, b_test, fits in separability._holdout_splits(sets, values, cfg):
+        held_out = set(np.flatnonzero(sets.holdout == g)) | set(b_test)
+        assert set(np.concatenate([part for _, part, _ in fits])) == held_out
+        for train, part, _ in fits:
+            assert not set(sets.groups[train]) & set(sets.groups[part]) and not set(train) & held_out
+        shares.append(set(sets.groups[b_test]))
+    assert all(not shares[i] & shares[j] for i in range(3) for j in range(i))   # whole artists, disjoint
+    mean = np.mean([p["auc"] for p in grouped.per_class.values()])
+    assert grouped.metrics["holdout_auc"].value == pytest.approx(mean)
+
+
+def test_pcs_classifier_sees_only_the_top_principal_components(syn_store, grp_store):
+    shifted = sep(syn_store, table="pcshift", sets="source")           # the shift lies along PC1
+    assert shifted.metrics["pcs_accuracy"].ci[0] > 0.85 and shifted.metrics["pcs_auc"].ci[0] > 0.9
+    assert shifted.details["pcs"] == 2 and shifted.baseline["pcs_accuracy"] == 0.5
+    same = sep(syn_store, table="same", sets="source")
+    for name in ("pcs_accuracy", "pcs_auc"):
+        lo, hi = same.metrics[name].ci
+        assert lo < 0.5 < hi, (name, same.metrics[name])
+    low = sep(grp_store, table="lowvar", sets="source")                # the difference is in the 6th dim only
+    assert low.metrics["auc"].ci[0] > 0.9
+    assert low.metrics["pcs_accuracy"].ci[0] < 0.5 < low.metrics["pcs_accuracy"].ci[1]
+    assert sep(grp_store, table="lowvar", sets="source", pcs=6).metrics["pcs_accuracy"].ci[0] > 0.8
+    off = sep(grp_store, table="lowvar", sets="source", pcs=0)
+    assert "pcs_accuracy" not in off.metrics and "pcs_auc" not in off.baseline
+
+
+def test_transfer_scores_other_tables_without_refitting(grp_store):
+    grouping = {"group": ["prompt", "artist"]}
+    same = sep(grp_store, table="tr_a", against="tr_b", test_table="te_a", test_against="te_b", **grouping)
+    other = sep(grp_store, table="tr_a", against="tr_b", test_table="sh_a", test_against="sh_b", **grouping)
+    assert same.tables == ["tr_a", "tr_b", "te_a", "te_b"]
+    assert same.metrics["transfer_auc"].ci[0] > 0.95 and same.metrics["transfer_balanced_accuracy"].value > 0.85
+    assert same.metrics["transfer_pcs_accuracy"].value > 0.8
+    assert {same.baseline[m] for m in ("transfer_auc", "transfer_balanced_accuracy", "transfer_pcs_accuracy")} == {0.5}
+    assert other.metrics["transfer_auc"].value < 0.75 < same.metrics["transfer_auc"].value
+    t = same.details["transfer"]
+    assert t["tables"] == ["te_a", "te_b"] and t["n_groups"] == 20 + 16 and t["sets"] == {"te_a": 80, "te_b": 80}
+    assert same.metrics["auc"] == sep(grp_store, table="tr_a", against="tr_b", **grouping).metrics["auc"]
+    by_sets = sep(grp_store, table="tr_s", sets="source", test_table="te_s")   # split by the same column
+    assert by_sets.tables == ["tr_s", "te_s"] and by_sets.details["transfer"]["n_groups"] is None
+    by_tables = sep(grp_store, table="tr_a", against="tr_b", test_table="te_a", test_against="te_b")
+    assert by_sets.metrics["transfer_auc"].value == pytest.approx(by_tables.metrics["transfer_auc"].value)
+    with pytest.raises(ProbeDataError, match="different dims"):
+        sep(grp_store, table="tr_a", against="tr_b", test_table="te_a", test_against="wide_b")
+    with pytest.raises(ValueError, match="both test_table= and test_against="):
+        sep(grp_store, table="tr_a", against="tr_b", test_table="te_a")
+    with pytest.raises(ValueError, match="also fit tables"):
+        sep(grp_store, table="tr_a", against="tr_b", test_table="te_a", test_against="tr_b")
+
+
+def test_straddling_near_duplicates_are_counted_and_grouping_by_them_removes_them(grp_store, syn_store):
+    plain = sep(grp_store, table="dups", sets="source")
+    assert plain.details["straddling_duplicates"] > 20          # of 60 pairs, about 3/4 split by 4 folds
+    grouped = sep(grp_store, table="dups", sets="source", group="dup_group")
+    assert grouped.details["straddling_duplicates"] == 0 and grouped.details["n_groups"] == 60
+    assert sep(syn_store, table="shifted", sets="source").details["straddling_duplicates"] is None
+
+
+@pytest.mark.slow
+def test_umap_map_of_the_same_points_as_the_pca(grp_store):
+    r = sep(grp_store, table="dups", sets="source", umap=True)       # numba compiles UMAP once: ~30 s cold
+    m, p = r.details["umap"], r.details["pca"]
+    assert len(m["x"]) == len(m["y"]) == 120 and m["set"] == p["set"]
+    assert np.all(np.isfinite(m["x"])) and np.ptp(m["x"]) > 0
+    assert "umap" not in sep(grp_store, table="dups", sets="source").details
 
 
 # ------------------------------------------------------------------ zero-shot

@@ -19,7 +19,7 @@ OPTIONS = {
     "knn": {"labels": ("style", "subject"), "n_boot": 50},
     "regression": {"target": "score", "n_boot": 50},
     "period": {"column": "period", "n_boot": 50},
-    "separability": {"group": "source", "n_boot": 50},
+    "separability": {"sets": "source", "n_boot": 50},
     "rsa": {"label": "style", "permutations": 99},
     "zero-shot": {"label": "style", "texts": "prompts", "n_boot": 50},
     "deformation": {"label": "style", "texts": "prompts", "ratings_table": "art", "ratings_column": "score",

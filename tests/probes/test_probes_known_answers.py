@@ -13,10 +13,11 @@ Each probe runs on synthetic tables built here, whose answer is known before the
   back at chance. A probe whose `group` option does not reach its splits (or its neighbour search) fails
   the grouped half.
 
-Probes or cases that do not apply: `rsa` has no folds and no `group` (checked: no-signal interval contains
-0 with a large Mantel p; planted: interval above 0, smallest possible p); `zero-shot` fits nothing and has
-no `group` (no-signal and planted only); `separability` has no option that keeps near-duplicate rows out
-of both train and test (its `group` names the two sets), so it has no leakage case.
+Probes or cases that do not apply: `rsa` has no folds (checked: no-signal interval contains 0 with a large
+Mantel p; planted: interval above 0, smallest possible p; leakage: near-duplicate pairs give a small p
+without `group`, and with it the interval contains 0 and p is large); `zero-shot` fits nothing and has no
+`group` (no-signal and planted only); `separability`'s leakage case takes its two sets from the label
+(`sets=label`).
 
 Out-of-fold R² and MAE gain (and, grouped, the regression's correlations) are checked one-sided under no
 signal: fitting noise makes predictions slightly worse than the training mean, and with few groups per
@@ -320,11 +321,11 @@ def test_period_group_leakage(s):
 
 
 # ------------------------------------------------------------------------------------- separability
-SEPARABILITY = ("auc", "balanced_accuracy", "pc1_auc", "pc2_auc", "holdout_auc")
+SEPARABILITY = ("auc", "balanced_accuracy", "pc1_auc", "pc2_auc", "pcs_accuracy", "pcs_auc", "holdout_auc")
 
 
 def _separability(s, table):
-    return probe(s, separability, table=table, group="set", holdout_by="gen", n_boot=N_BOOT, **FAST)
+    return probe(s, separability, table=table, sets="set", holdout_by="gen", n_boot=N_BOOT, **FAST)
 
 
 def test_separability_no_signal(s):
@@ -335,12 +336,22 @@ def test_separability_no_signal(s):
 
 def test_separability_planted(s):
     r = _separability(s, "planted_sets")
-    above_baseline(r, "auc", "balanced_accuracy", "pc1_auc", "holdout_auc", value=0.9)
+    above_baseline(r, "auc", "balanced_accuracy", "pc1_auc", "pcs_accuracy", "holdout_auc", value=0.9)
+
+
+def test_separability_group_leakage(s):
+    options = {"table": "leak", "sets": "label", "n_boot": N_BOOT, **FAST}
+    leaky, grouped = probe(s, separability, **options), probe(s, separability, **options, group="grp")
+    above_baseline(leaky, "auc", "balanced_accuracy", value=0.9)
+    contains_baseline(grouped, "auc", "balanced_accuracy")
+    assert grouped.metrics["auc"].value < 0.7
+    clustered(grouped, "auc", 0.2)
+    assert grouped.details["n_groups"] == GROUPS and grouped.details["grouped_by"] == ["grp"]
 
 
 # ---------------------------------------------------------------------------------------------- rsa
-def _rsa(s, table, label):
-    return probe(s, rsa, table=table, label=label, n_boot=N_BOOT, permutations=199)
+def _rsa(s, table, label, **options):
+    return probe(s, rsa, table=table, label=label, n_boot=N_BOOT, permutations=199, **options)
 
 
 @pytest.mark.parametrize("label", ["label", "target"])      # categorical and absolute label distance
@@ -356,6 +367,17 @@ def test_rsa_planted(s, label, rho):
     above_baseline(r, "spearman_rho", value=rho)
     assert r.details["p_value"] == pytest.approx(1 / 200)     # no permutation reaches it: the smallest p
     assert r.metrics["spearman_rho"].value > r.details["null_q95"]
+
+
+@pytest.mark.parametrize("label", ["label", "target"])
+def test_rsa_group_leakage(s, label):
+    """Near-identical group-mates share their label: counted as pairs and permuted as independent rows they
+    make a correlation; with `group`, within-group pairs are left out and whole groups' labels permuted."""
+    leaky, grouped = _rsa(s, "leak", label), _rsa(s, "leak", label, group="grp")
+    assert leaky.details["p_value"] < 0.05 and leaky.details["permutation"] == "rows"  # rows as if independent
+    contains_baseline(grouped, "spearman_rho")
+    assert grouped.details["p_value"] > 0.05 and grouped.details["permutation"] == "group labels"
+    assert grouped.details["n_groups"] == GROUPS
 
 
 # ---------------------------------------------------------------------------------------- zero-shot
