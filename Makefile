@@ -107,6 +107,8 @@ findings: install
 		--embedding-column "ViT-L/14@336px" --key-column generated_image --model-name "OpenAI CLIP ViT-L/14@336px"
 	$(ARTLENS) import $(SHARED)/ai-pastiche-nga/ngd.parquet --store $(FINDINGS_STORE) --table ngd \
 		--embedding-column "ViT-L/14@336px" --key-column objectid --model-name "OpenAI CLIP ViT-L/14@336px"
+	$(ARTLENS) dedup --store $(FINDINGS_STORE) --table ai_pastiche --threshold 0.95
+	$(ARTLENS) dedup --store $(FINDINGS_STORE) --table ngd --threshold 0.95
 	$(ARTLENS) probe run probes/suites/findings-ai-pastiche-nga.yaml --store $(FINDINGS_STORE)
 	$(ARTLENS) report --store $(FINDINGS_STORE) --out $(FINDINGS) \
 		--title "AI-Pastiche vs National Gallery: what CLIP ViT-L/14@336px sees"

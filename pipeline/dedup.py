@@ -310,8 +310,9 @@ def run_dedup(cfg: DedupConfig) -> DedupSummary:
             summary = DedupSummary(cfg.table, cfg.output, cfg.threshold, "index", search)
         else:
             pairs = _exact_pairs(X, cfg.threshold, desc, cfg.progress)
-            why = "" if len(keys) <= cfg.exact_below or method == "exact" else \
-                f" (no index; `artlens index --table {cfg.table}` makes tables of more than {cfg.exact_below:,} rows faster)"
+            why = "" if len(keys) <= cfg.exact_below or method == "exact" else (
+                f" (no index; `artlens index --table {cfg.table}` makes tables of more than "
+                f"{cfg.exact_below:,} rows faster)")
             summary = DedupSummary(cfg.table, cfg.output, cfg.threshold, "exact",
                                    f"exact (faiss IndexFlatIP range search){why}")
     table = _groups(keys, X, pairs, summary)

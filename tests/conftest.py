@@ -18,6 +18,8 @@ TINY_MODEL = str(FIXTURES / "models" / "artlens-tiny-vit.json")
 SHARED = REPO.parent / "shared" / "data"
 PAINTINGS = SHARED / "paintings"
 AI_PASTICHE_NGA = SHARED / "ai-pastiche-nga"
+FINDINGS_SUITE = REPO / "probes" / "suites" / "findings-ai-pastiche-nga.yaml"
+FINDINGS_DEDUP = 0.95   # the threshold of `make findings`' artlens dedup
 
 sys.path.insert(0, str(FIXTURES))  # for `import imagefactory` and the other kits in tests/fixtures/
 
@@ -78,8 +80,10 @@ def paintings() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_store(tmp_path_factory):
-    """A store with the shared AI-Pastiche and NGA embeddings imported (`ai_pastiche`, `ngd`), made once per
-    session; probe tests read it only (they call `probe.run`, which saves nothing)."""
+    """A store with the shared AI-Pastiche and NGA embeddings imported (`ai_pastiche`, `ngd`) and their
+    near-duplicates found as `make findings` finds them (`artlens dedup --threshold 0.95`, so both tables
+    have `dup_group`), made once per session; probe tests read it only (`probe.run` saves nothing)."""
+    from artlens.pipeline.dedup import DedupConfig, run_dedup
     from artlens.pipeline.importer import ImportConfig, run_import
 
     data = require(AI_PASTICHE_NGA)
@@ -87,17 +91,16 @@ def shared_store(tmp_path_factory):
     for table, key in (("ai_pastiche", "generated_image"), ("ngd", "objectid")):
         run_import(ImportConfig(source=str(data / f"{table}.parquet"), store=str(root), table=table,
                                 embedding_column="ViT-L/14@336px", key_column=key))
+        run_dedup(DedupConfig(store=str(root), table=table, threshold=FINDINGS_DEDUP, progress=False))
     return root
-
-
-FINDINGS_SUITE = REPO / "probes" / "suites" / "findings-ai-pastiche-nga.yaml"
 
 
 @pytest.fixture(scope="session")
 def findings_results(shared_store) -> dict:
     """Every result of the findings suite (probes/suites/findings-ai-pastiche-nga.yaml, the suite behind
     docs/findings/ai-pastiche-nga), computed once per session with the current code and the suite's own
-    options (nothing saved), by the name `make findings` gives it. Tests on the real data read these
+    options (nothing saved), by the name `make findings` gives it; but UMAP is left out (`umap: false`: it
+    changes no metric, and numba compiles it for ~30 s per process). Tests on the real data read these
     instead of running the same probes again."""
     from threadpoolctl import threadpool_limits
 
@@ -110,6 +113,7 @@ def findings_results(shared_store) -> dict:
     with store.open(shared_store) as s, threadpool_limits(1):
         for name, options in steps:
             probe = get_probe(name)
+            options = {**options, "umap": False} if "umap" in options else options
             result = probe.run(s, probe.Config.from_dict(options))
             out[result_name(result)] = result
     return out

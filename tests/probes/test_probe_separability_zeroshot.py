@@ -325,15 +325,17 @@ def test_text_table_from_another_model_is_refused(syn_store):
 
 # ------------------------------------------------------------------ real data
 def test_ai_pastiche_and_national_gallery_are_separable_even_for_unseen_generators(findings_results):
-    # The findings suite's run (conftest.py; Cs 0.1..100 with inner sweeps, n_boot 1000) chose C = 100 in every
-    # fold and measured auc 0.997 [0.995, 0.998], balanced accuracy 0.974, pc1 0.827, pc2 0.799, holdout mean
-    # 0.994 [0.987, 0.999], lowest generator Ideogram 0.955.
+    # The findings suite's run (conftest.py; grouped by prompt, artist and near-duplicate; n_boot 1000)
+    # measured auc 0.985 [0.978, 0.991], balanced accuracy 0.947, pc1 0.823, pc2 0.801, two-PC classifier
+    # accuracy 0.861, holdout mean 0.987 [0.978, 0.995], lowest generator Midjourney 0.950. (Ungrouped:
+    # auc 0.997, holdout lowest Ideogram 0.955.)
     r = findings_result(findings_results, "separability", "ai_pastiche", against="ngd",
                         holdout_by="generative_model")
     m = r.metrics
     assert r.n == 1906 and r.details["sets"]["ai_pastiche"]["n"] == r.details["sets"]["ngd"]["n"] == 953
-    assert m["auc"].ci[0] > 0.99 and m["balanced_accuracy"].ci[0] > 0.95
+    assert r.details["grouped_by"] == ["prompt", "artist", "dup_group"] and r.details["n_groups"] == 572
+    assert m["auc"].ci[0] > 0.97 and m["balanced_accuracy"].ci[0] > 0.92 and m["pcs_accuracy"].ci[0] > 0.8
     assert 0.75 < m["pc1_auc"].value < 0.9 and 0.7 < m["pc2_auc"].value < 0.9    # visible, far from linear
-    assert len(r.per_class) == 12 and m["holdout_auc"].ci[0] > 0.97
+    assert len(r.per_class) == 12 and m["holdout_auc"].ci[0] > 0.96
     assert min(p["auc"] for p in r.per_class.values()) > 0.9
     assert len(r.details["pca"]["x"]) == 1906
