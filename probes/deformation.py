@@ -14,6 +14,9 @@ Metrics, at each deformation's highest severity (`<d>`) and pooled over deformat
   clean paintings (replacing the painting).
 - `auc.*`: detectability, the out-of-fold AUC of a balanced logistic regression (C=`C`) telling deformed from
   clean embeddings; folds grouped by painting (or `group`), so a painting is never in train and test.
+  Where the clean table has `dup_group`, `details["straddling_duplicates"]` counts the near-duplicate pairs
+  of clean paintings that the label classifier's folds (below) put on different sides (None without a
+  label or without the column); `--group dup_group` makes it 0.
   Baseline 0.5.
 - `flip.<d>` (with `label`): label stability, the share of paintings whose cross-fitted linear prediction of
   `label` (logistic regression on clean embeddings of the training folds, classes under `min_count` dropped)
@@ -42,7 +45,7 @@ from artlens.store.compat import COMPATIBLE_FIELDS, IncompatibleError, check_com
 from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.deformmetrics import Flips, Paired, between_shift, deformation_direction, detect_auc, flips, linear_predictions, mean_ci, rank_correlation, shifts, unit
-from artlens.probes.groups import group_ids
+from artlens.probes.groups import DUP_COLUMN, group_ids
 from artlens.probes.regression import numeric_target
 from artlens.probes.result import Result
 from artlens.probes.threads import single_threaded
@@ -85,7 +88,7 @@ def _load(s, cfg: Config) -> Paired:
     _check_deformed(s, cfg)
     _check_ratings(s, cfg)
     columns = list(dict.fromkeys([c for c in (cfg.label, *cfg.group) if c]))
-    clean = load_rows(s, cfg.table, columns, cfg.where, require=list(cfg.group) or None)
+    clean = load_rows(s, cfg.table, columns, cfg.where, require=list(cfg.group) or None, optional=[DUP_COLUMN])
     deformed = load_rows(s, cfg.deformed_table, ["deformation", "severity", "ssim"])
     index = {k: i for i, k in enumerate(clean.keys)}
     row = np.array([index.get(k, -1) for k in deformed.keys])
@@ -98,7 +101,7 @@ def _load(s, cfg: Config) -> Paired:
                   labels=clean.columns[cfg.label] if cfg.label else None, D=unit(deformed.X[keep]), row=row[keep],
                   deformation=deformed.columns["deformation"][keep].astype(str),
                   severity=deformed.columns["severity"][keep].astype(int),
-                  ssim=deformed.columns["ssim"][keep].astype(float))
+                  ssim=deformed.columns["ssim"][keep].astype(float), dups=clean.columns.get(DUP_COLUMN))
 
 
 def _predictions(s, p: Paired, cfg: Config) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -253,6 +256,7 @@ def run(s, cfg: Config) -> Result:
         deformed_table=cfg.deformed_table, deformations=p.names, severities=p.severities, deformed_rows=len(p.D),
         shift_baseline=baselines["shift"], flip_baselines={k: v.baseline for k, v in flip_sets.items()},
         dropped_classes=predictions.get("dropped_classes", {}), grouped_by=list(cfg.group),
-        n_groups=int(len(np.unique(p.clusters))) if p.grouped else None, grid=grid, pooled=pooled,
+        n_groups=int(len(np.unique(p.clusters))) if p.grouped else None, straddling_duplicates=p.straddling,
+        grid=grid, pooled=pooled,
         invariance=invariance, **({"ratings": ratings} if ratings else {}))
     return result

@@ -11,6 +11,7 @@ from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
 
 from artlens.probes.classify import outer_splits
+from artlens.probes.groups import fold_of_rows, straddling_pairs
 from artlens.probes.data import ProbeDataError
 from artlens.probes.regression import pearson
 from artlens.probes.separability import auc
@@ -31,6 +32,8 @@ class Paired:
     deformation: np.ndarray         # (m) str
     severity: np.ndarray            # (m) int
     ssim: np.ndarray                # (m) float
+    dups: np.ndarray | None = None  # `dup_group` of each clean row, where the clean table has it
+    straddling: int | None = None   # near-duplicate pairs split by the label classifier's folds (set there)
 
     @property
     def names(self) -> list[str]:
@@ -118,7 +121,10 @@ def linear_predictions(p: Paired, folds: int, C: float, min_count: int, seed: in
     pred_clean = np.full(len(p.X), None, dtype=object)
     pred_def = np.full(len(p.D), None, dtype=object)
     groups = p.clusters[rows].astype(str) if p.grouped else None
-    for train, test in outer_splits(y, groups, folds, seed):
+    splits = outer_splits(y, groups, folds, seed)
+    if p.dups is not None:  # near-duplicate pairs of clean rows whose paintings fall in different folds
+        p.straddling = straddling_pairs(p.dups[rows], fold_of_rows(len(rows), splits))
+    for train, test in splits:
         model = LogisticRegression(C=C, max_iter=2000).fit(p.X[rows[train]], y[train])
         pred_clean[rows[test]] = model.predict(p.X[rows[test]])
         deformed = np.isin(p.row, rows[test])

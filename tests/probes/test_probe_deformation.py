@@ -72,7 +72,8 @@ def synthetic(tmp_path_factory):
     X = centres[style] + 0.7 * rng.normal(size=(n, dim))
     X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
     keys = [f"k{i:03d}" for i in range(n)]
-    rows = [{"key": k, "shard": "syn", "style": f"s{style[i]}", "artist": f"a{i % 20}", "workshop": f"w{i % 10}"}
+    rows = [{"key": k, "shard": "syn", "style": f"s{style[i]}", "artist": f"a{i % 20}", "workshop": f"w{i % 10}",
+             "dup_group": f"d{i // 2}"}
             for i, k in enumerate(keys)]
     clean = TableWriter(root, TableEntry(name="art", model="m", pretrained="p", preprocess="x", dim=dim))
     clean.commit("syn", rows, X, [])
@@ -129,6 +130,14 @@ def test_two_group_columns_join_their_groups(synthetic):
     assert both.details["n_groups"] == workshop.details["n_groups"] == 10
     assert {k: (m.value, m.ci) for k, m in both.metrics.items()} == {
         k: (m.value, m.ci) for k, m in workshop.metrics.items()}
+
+
+def test_near_duplicate_pairs_split_by_the_folds_are_counted(synthetic):
+    """Paintings 2j and 2j+1 share a dup_group: ungrouped folds split some pairs, grouped by dup_group none."""
+    free = probe(synthetic, label="style")
+    assert free.details["straddling_duplicates"] > 0
+    assert probe(synthetic, label="style", group="dup_group").details["straddling_duplicates"] == 0
+    assert probe(synthetic).details["straddling_duplicates"] is None    # no label: no classifier folds
 
 
 def test_ratings_follow_the_deformation_direction_and_other_models_are_refused(synthetic, capsys):
