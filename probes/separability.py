@@ -30,6 +30,19 @@ groups with `group`) and baseline 0.5:
   each generator answered 69-73 of the 73 prompts). `per_class[g]`: `n_train` and `n_train_removed` per
   fit (one fit without `group`), `n_test_groups`.
 
+- with `nuisance` (one column or several, e.g. `--nuisance style`; each must be in both sets' tables, with
+  `sets` in the one table): a model that sees only those columns, fit on each outer training fold (the same
+  outer splits as `auc`). A row's combination is the tuple of its nuisance values as strings (NULL a value of
+  its own); the score of a test row is set A's share of the training rows with its combination, each set's
+  rows weighted by 1 / (its training count), as class_weight="balanced" weighs them (an unseen combination
+  scores 0.5). `nuisance.auc` is the AUC of these scores, `nuisance.balanced_accuracy` that of predicting
+  set A where the score is > 0.5 (a tie at exactly 0.5, e.g. an unseen combination, predicts set B, as
+  `balanced_accuracy` predicts B at a decision score of exactly 0); baseline 0.5. `auc_gain_over_nuisance`
+  and `balanced_accuracy_gain_over_nuisance`: embedding minus nuisance, a paired interval (the same resampled
+  rows, or groups, score both), baseline 0. `details["nuisance"]`: columns, combinations, unseen_in_training
+  (test rows whose combination their training fold lacked). The nuisance model is not applied to
+  `holdout_auc`, the `pcs_*` classifier or a transfer.
+
 Options shared with the other probes:
 
 * `group` (one column or several, `group: [prompt, artist]`): rows sharing a value in ANY of the columns are
@@ -68,10 +81,11 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 
-from artlens.probes.classify import outer_splits
+from artlens.probes.classify import nuisance_keys, outer_splits
 from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows, table_columns
 from artlens.probes.groups import DUP_COLUMN, combine, duplicate_report
+from artlens.probes.regression import nuisance_details
 from artlens.probes.result import Result
 from artlens.probes.stats import bootstrap_ci
 from artlens.probes.threads import single_threaded
@@ -93,6 +107,7 @@ class Config(ProbeConfig):
     folds: int = 5
     inner_folds: int = 3
     Cs: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0)
+    nuisance: tuple[str, ...] = ()          # columns a nuisance model sees (set A's balanced share per value)
 
 
 @dataclass
@@ -105,6 +120,7 @@ class Sets:
     groups: np.ndarray | None = None          # int64 group id per row (None: not grouped)
     dups: np.ndarray | None = None            # dup_group per row, "<table index>:<value>" (None: no table has it)
     missing_group: dict | None = None         # rows left out for a NULL group value, per table
+    keys: np.ndarray | None = None            # nuisance combination per row (None: no nuisance columns)
 
 
 @dataclass
@@ -213,18 +229,23 @@ def _check_dims(first: str, dim: int, other: str, other_dim: int) -> None:
 
 
 def _pair(s, table: str, against: str | None, where: str | None, cfg: Config, extra: list[str],
-          grouped: bool, names: tuple[str, str] | None = None) -> Sets:
-    """Set A and set B: `table` vs `against`, or `table` split by `cfg.sets` (into `names` when given)."""
+          grouped: bool, names: tuple[str, str] | None = None, nuisance: tuple[str, ...] = ()) -> Sets:
+    """Set A and set B: `table` vs `against`, or `table` split by `cfg.sets` (into `names` when given); with
+    `nuisance`, each row's combination of those columns in `keys`."""
+    nuisance = list(nuisance)
+    keys = None
     if against is not None:
-        a = _read(s, table, extra, where, cfg.group, 0)
-        b = _read(s, against, [], None, cfg.group, 1)
+        a = _read(s, table, extra + nuisance, where, cfg.group, 0)
+        b = _read(s, against, nuisance, None, cfg.group, 1)
         _check_dims(table, a.X.shape[1], against, b.X.shape[1])
         X, n_a, names = np.vstack([a.X, b.X]), len(a.X), (table, against)
         holdout = a.columns[cfg.holdout_by] if cfg.holdout_by else None
+        if nuisance:
+            keys = np.concatenate([nuisance_keys(a.columns, nuisance), nuisance_keys(b.columns, nuisance)])
         groups, dups = _joined_groups([a, b], grouped), _joined_dups([a, b])
         tables, missing = [table, against], {table: a.missing_group, against: b.missing_group}
     else:
-        rows = _read(s, table, [cfg.sets] + extra, where, cfg.group, 0, require=[cfg.sets])
+        rows = _read(s, table, [cfg.sets] + extra + nuisance, where, cfg.group, 0, require=[cfg.sets])
         values = rows.columns[cfg.sets].astype(str)
         found = np.unique(values)
         if names is None:
@@ -241,11 +262,12 @@ def _pair(s, table: str, against: str | None, where: str | None, cfg: Config, ex
         groups = _joined_groups([rows], grouped)
         groups = None if groups is None else groups[order]
         dups = None if rows.dups is None else rows.dups[order]
+        keys = nuisance_keys(rows.columns, nuisance)[order] if nuisance else None
         tables, missing = [table], {table: rows.missing_group}
     y = np.r_[np.ones(n_a, int), np.zeros(len(X) - n_a, int)]
     if holdout is not None:
         holdout = np.r_[np.asarray(holdout, dtype=object), np.full(len(X) - n_a, None, dtype=object)]
-    return Sets(X.astype(np.float64), y, names, tables, holdout, groups, dups, missing)
+    return Sets(X.astype(np.float64), y, names, tables, holdout, groups, dups, missing, keys)
 
 
 def _check(cfg: Config) -> None:
@@ -269,11 +291,23 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"separability: pcs must be a whole number of 0 or more, got {cfg.pcs!r}")
 
 
+def _check_nuisance_columns(s, tables: list[str], nuisance: tuple[str, ...]) -> None:
+    """Each nuisance column in every one of `tables` (both sets' tables, or the one table with `sets`)."""
+    for t in tables:
+        cols = table_columns(s, t)
+        absent = [c for c in nuisance if c not in cols]
+        if absent:
+            raise ProbeDataError(f"separability: nuisance column(s) {absent} not in table {t!r} (each nuisance "
+                                 f"column must be in both sets' tables); its columns: {sorted(cols)}")
+
+
 def _load(s, cfg: Config) -> Sets:
     _check(cfg)
-    _check_group_columns(s, [t for t in (cfg.table, cfg.against) if t is not None], cfg.group)
+    fit_tables = [t for t in (cfg.table, cfg.against) if t is not None]
+    _check_group_columns(s, fit_tables, cfg.group)
+    _check_nuisance_columns(s, fit_tables, cfg.nuisance)
     extra = [cfg.holdout_by] if cfg.holdout_by else []
-    return _pair(s, cfg.table, cfg.against, cfg.where, cfg, extra, bool(cfg.group))
+    return _pair(s, cfg.table, cfg.against, cfg.where, cfg, extra, bool(cfg.group), nuisance=cfg.nuisance)
 
 
 def _inner(cfg: Config, groups: np.ndarray | None):
@@ -430,6 +464,46 @@ def _umap_details(sets: Sets, seed: int) -> dict:
             "set": names.tolist()}
 
 
+def balanced_share_by_key(train_keys: np.ndarray, train_y: np.ndarray, test_keys: np.ndarray):
+    """The nuisance model: per combination, set A's share of the training rows with it, each set's rows
+    weighted by 1 / (its training count) (as class_weight="balanced"); an unseen combination (or a training
+    fold missing a set) scores 0.5. Returns the test rows' scores and a mask of those whose combination was
+    unseen."""
+    a = train_y == 1
+    n_a, n_b = int(a.sum()), int((~a).sum())
+    share: dict = {}
+    if n_a and n_b:
+        found, inverse = np.unique(train_keys.astype(str), return_inverse=True)
+        w_a = np.bincount(inverse[a], minlength=len(found)) / n_a
+        w_b = np.bincount(inverse[~a], minlength=len(found)) / n_b
+        share = dict(zip(found.tolist(), (w_a / (w_a + w_b)).tolist()))
+    test = test_keys.astype(str)
+    unseen = np.array([k not in share for k in test], dtype=bool)
+    return np.array([share.get(k, 0.5) for k in test], dtype=float), unseen
+
+
+def _nuisance(result: Result, sets: Sets, folds: Folds, cfg: Config) -> dict:
+    """`nuisance.auc`, `nuisance.balanced_accuracy` (baseline 0.5) of the nuisance model fit on each outer
+    training fold, and the embedding's paired gains over them (baseline 0)."""
+    y, groups, keys = sets.y, sets.groups, sets.keys
+    nscore, unseen = np.empty(len(y)), 0
+    for train, test in folds.splits:
+        nscore[test], missing = balanced_share_by_key(keys[train], y[train], keys[test])
+        unseen += int(missing.sum())
+    npred = (nscore > 0.5).astype(int)          # a tie (0.5: e.g. an unseen combination) predicts set B
+    pred = (folds.score > 0).astype(int)
+    pairs = {"auc": (auc, folds.score, nscore), "balanced_accuracy": (balanced_accuracy, pred, npred)}
+    for name, (fn, emb, nui) in pairs.items():
+        ci = bootstrap_ci(lambda i, fn=fn, nui=nui: fn(y[i], nui[i]), len(y), cfg.n_boot, cfg.seed, groups)
+        result.add(f"nuisance.{name}", fn(y, nui), ci, 0.5)
+
+        def gain(i, fn=fn, emb=emb, nui=nui):
+            return fn(y[i], emb[i]) - fn(y[i], nui[i])
+        result.add(f"{name}_gain_over_nuisance", gain(np.arange(len(y))),
+                   bootstrap_ci(gain, len(y), cfg.n_boot, cfg.seed, groups), 0.0)
+    return nuisance_details(cfg, keys, unseen)
+
+
 def _add_auc(result: Result, name: str, y, score, groups, cfg: Config) -> None:
     ci = bootstrap_ci(lambda i: auc(y[i], score[i]), len(y), cfg.n_boot, cfg.seed, groups)
     result.add(name, auc(y, score), ci, 0.5)
@@ -485,6 +559,8 @@ def run(s, cfg: Config) -> Result:
     if cfg.pcs:
         _add_rate(result, "pcs_accuracy", accuracy, y, (folds.pcs_score > 0).astype(int), groups, cfg)
         _add_auc(result, "pcs_auc", y, folds.pcs_score, groups, cfg)
+    if cfg.nuisance:
+        result.details["nuisance"] = _nuisance(result, sets, folds, cfg)
     if cfg.holdout_by:
         result.per_class = _holdout(sets, cfg)
         aucs = np.array([g["auc"] for g in result.per_class.values()], dtype=float)

@@ -323,6 +323,69 @@ def test_text_table_from_another_model_is_refused(syn_store):
         zs(syn_store, texts="ai")
 
 
+# ------------------------------------------------------------------ separability: nuisance
+@pytest.fixture(scope="module")
+def nuis_store(tmp_path_factory):
+    """nu_a / nu_b: A shifted along dim 0, `style` "x" in A and "y" in B (the sets in one column); nu_s: the same
+    rows as one table with `noise`, three values drawn independently of the sets; flat_*: no shift."""
+    root = tmp_path_factory.mktemp("sep-nuisance")
+    rng = np.random.default_rng(11)
+    X, cols = two_sets(rng, np.r_[3.0, np.zeros(7)], n=100)
+    noise = list(rng.choice(["n0", "n1", "n2"], size=200))
+    write(root, "nu_a", X[:100], {"style": ["x"] * 100, "noise": noise[:100]})
+    write(root, "nu_b", X[100:], {"style": ["y"] * 100})
+    write(root, "nu_s", X, {"source": cols["source"], "noise": noise, "style": ["x"] * 100 + ["y"] * 100})
+    Y, _ = two_sets(rng, np.zeros(8), n=100)
+    write(root, "flat_a", Y[:100], {"style": ["x"] * 100})
+    write(root, "flat_b", Y[100:], {"style": ["y"] * 100})
+    with store.open(root) as s:
+        yield s
+
+
+def test_nuisance_score_is_set_a_balanced_share_per_combination():
+    keys = np.array(["k"] * 6 + ["m"] * 4 + ["k"] * 1 + ["m"] * 4, dtype=object)
+    y = np.r_[np.ones(10, int), np.zeros(5, int)]
+    score, unseen = separability.balanced_share_by_key(keys, y, np.array(["k", "m", "z"], dtype=object))
+    # k: (6/10) / (6/10 + 1/5) = 0.75; m: (4/10) / (4/10 + 4/5) = 1/3; unseen z: 0.5
+    assert score == pytest.approx([0.75, 1 / 3, 0.5]) and unseen.tolist() == [False, False, True]
+
+
+def test_nuisance_that_determines_the_sets_leaves_the_embedding_no_gain(nuis_store):
+    for options in ({"table": "nu_a", "against": "nu_b"}, {"table": "nu_s", "sets": "source"}):
+        r = sep(nuis_store, **options, nuisance="style")
+        assert r.metrics["nuisance.auc"].value == pytest.approx(1.0)
+        assert r.metrics["nuisance.balanced_accuracy"].value == pytest.approx(1.0)
+        assert r.metrics["auc"].value > 0.95 and r.metrics["auc_gain_over_nuisance"].ci[0] <= 0
+        assert r.metrics["balanced_accuracy_gain_over_nuisance"].ci[0] <= 0
+        assert r.baseline["nuisance.auc"] == r.baseline["nuisance.balanced_accuracy"] == 0.5
+        assert r.baseline["auc_gain_over_nuisance"] == r.baseline["balanced_accuracy_gain_over_nuisance"] == 0
+        assert r.details["nuisance"] == {"columns": ["style"], "combinations": 2, "unseen_in_training": 0}
+    flat = sep(nuis_store, table="flat_a", against="flat_b", nuisance=["style"])
+    assert flat.metrics["auc_gain_over_nuisance"].ci[1] < 0          # the embedding alone tells nothing
+    plain = sep(nuis_store, table="nu_a", against="nu_b")
+    assert not any("nuisance" in m for m in plain.metrics) and "nuisance" not in plain.details
+
+
+def test_nuisance_independent_of_the_sets_scores_chance_and_the_embedding_gains(nuis_store):
+    r = sep(nuis_store, table="nu_s", sets="source", nuisance="noise")
+    for name in ("nuisance.auc", "nuisance.balanced_accuracy"):
+        lo, hi = r.metrics[name].ci
+        assert lo < 0.5 < hi, (name, r.metrics[name])
+    assert r.metrics["auc_gain_over_nuisance"].ci[0] > 0.3
+    assert r.metrics["balanced_accuracy_gain_over_nuisance"].ci[0] > 0.2
+    gain = r.metrics["auc_gain_over_nuisance"].value
+    assert gain == pytest.approx(r.metrics["auc"].value - r.metrics["nuisance.auc"].value)
+    both = sep(nuis_store, table="nu_s", sets="source", nuisance=["noise", "style"])
+    assert both.details["nuisance"]["combinations"] == 6 and both.metrics["nuisance.auc"].value == pytest.approx(1)
+
+
+def test_nuisance_column_missing_from_a_table_is_refused(nuis_store):
+    with pytest.raises(ProbeDataError, match=r"nuisance column\(s\) \['noise'\] not in table 'nu_b'"):
+        sep(nuis_store, table="nu_a", against="nu_b", nuisance="noise")
+    with pytest.raises(ProbeDataError, match=r"\['nosuch'\] not in table 'nu_s'"):
+        sep(nuis_store, table="nu_s", sets="source", nuisance=["noise", "nosuch"])
+
+
 # ------------------------------------------------------------------ real data
 def test_ai_pastiche_and_national_gallery_are_separable_even_for_unseen_generators(findings_results):
     # The findings suite's run (conftest.py; grouped by prompt, artist and near-duplicate; n_boot 1000)
