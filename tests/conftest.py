@@ -100,23 +100,22 @@ def findings_results(shared_store) -> dict:
     """Every result of the findings suite (probes/suites/findings-ai-pastiche-nga.yaml, the suite behind
     docs/findings/ai-pastiche-nga), computed once per session with the current code and the suite's own
     options (nothing saved), by the name `make findings` gives it; but UMAP is left out (`umap: false`: it
-    changes no metric, and numba compiles it for ~30 s per process). Tests on the real data read these
-    instead of running the same probes again."""
-    from threadpoolctl import threadpool_limits
+    changes no metric, and numba compiles it for ~30 s per process). The steps run on two processes
+    (tests/fixtures/findingsrun.py). Tests on the real data read these instead of running the same probes
+    again."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    from artlens import store
-    from artlens.probes.registry import get_probe
-    from artlens.probes.runner import load_suite, result_name
+    from findingsrun import run_step
+
+    from artlens.probes.runner import load_suite
 
     _, steps = load_suite(FINDINGS_SUITE)
-    out = {}
-    with store.open(shared_store) as s, threadpool_limits(1):
-        for name, options in steps:
-            probe = get_probe(name)
-            options = {**options, "umap": False} if "umap" in options else options
-            result = probe.run(s, probe.Config.from_dict(options))
-            out[result_name(result)] = result
-    return out
+    steps = [(name, {**options, "umap": False} if "umap" in options else options) for name, options in steps]
+    # two worker processes (spawned: no forked DuckDB or BLAS state), each probe single-threaded as always
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        done = pool.map(run_step, [str(shared_store)] * len(steps), *zip(*steps))
+        return dict(done)
 
 
 def findings_result(results: dict, probe: str, table: str, **config):
