@@ -49,11 +49,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
+# Two workers (pytest-xdist) on the 2-core CI machine; the tests on the shared data share one (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
 
 # The curated mutations of tests/mutants/mutations.yaml, each in a scratch copy under build/mutants/ (the
 # working tree is never edited): prints which the tests killed (docs/testing.md). Not part of make test.

@@ -23,6 +23,19 @@ FINDINGS_DEDUP = 0.95   # the threshold of `make findings`' artlens dedup
 
 sys.path.insert(0, str(FIXTURES))  # for `import imagefactory` and the other kits in tests/fixtures/
 
+# ------------------------------------------------------------------------------------ two workers (make test)
+# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`). The session fixtures built
+# from the shared data (the imported store and the findings suite's results: over a minute) would be built
+# once per worker; so every test that uses them goes to one worker, as one xdist group.
+SHARED_DATA_FIXTURES = frozenset({"shared_store", "findings_results"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SHARED_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("shared-data"))
+
+
 # ------------------------------------------------------------------------------------ no silent skips in CI
 # A skip in CI hides a test that never ran: the shared data missing (`require`), an extra not installed
 # (ray, s3fs/moto, triton), mount(8) not permitted (tests/fixtures/mounts.py). The CI machine has all of them
