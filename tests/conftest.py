@@ -30,6 +30,7 @@ sys.path.insert(0, str(FIXTURES))  # for `import imagefactory` and the other kit
 SHARED_DATA_FIXTURES = frozenset({"shared_store", "findings_results"})
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups (it suffixes the node ids with them)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SHARED_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
