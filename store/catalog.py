@@ -4,10 +4,17 @@ Two DuckDB tables: `tables` (one row per embedding table) and `indexes` (one row
 The file is opened only for the moment of a read or write, so readers and a running extraction can share
 it; a lock held by another process is waited for briefly. Columns come from the dataclasses below, so a
 catalog written by an older artlens gains new columns when it is next written.
+
+A new catalog file is written in DuckDB's storage format STORAGE_VERSION, the one the oldest DuckDB the
+package declares (`duckdb>=1.4`) reads (DuckDB 2 writes a newer format by default, which 1.x cannot open);
+`artlens repair` rewrites a catalog found in another format (`rewrite`). Every write also replaces
+`catalog.json` beside it (atomically, same content: `export`), which any tool reads with no DuckDB at all
+(format: docs/store-format.md).
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -18,6 +25,17 @@ from typing import Iterator, TypeVar
 import duckdb
 
 from artlens.store.errors import UserError, disk_full
+from artlens.store.layout import temporary_path
+
+#: The DuckDB storage format of a catalog artlens creates: what DuckDB 1.4 (pyproject's floor) reads.
+STORAGE_VERSION = "v1.4.0"
+_CONFIG = {"storage_compatibility_version": STORAGE_VERSION}
+#: The DuckDB-free copy of the catalog, beside it: `{"format": JSON_FORMAT, "format_version": 1, ...}`.
+JSON_NAME = "catalog.json"
+JSON_FORMAT = "artlens-catalog"
+JSON_FORMAT_VERSION = 1
+#: Fields holding JSON text in DuckDB, written as JSON values (objects) in catalog.json.
+_JSON_FIELDS = {"tables": ("schema_conflicts", "column_types"), "indexes": ("params", "parts")}
 
 #: The fields that define what an embedding means; a table may only grow with the same values.
 IDENTITY_FIELDS = ("model", "pretrained", "checkpoint_sha256", "preprocess", "dim", "parent")
@@ -49,6 +67,16 @@ _DAMAGE_TEXTS = ("not a valid DuckDB database file", "Could not read enough byte
                  "checksum", "database file is corrupt", "block at location")
 
 
+#: What DuckDB 1.x says of a catalog file in a newer storage format ('Trying to read a database file with
+#: version number 999, but we can only read versions between 64 and 67. The database file was created with
+#: an newer version of DuckDB.').
+_NEWER_TEXTS = ("created with an newer version", "created with a newer version", "can only read version")
+
+
+class CatalogNewer(CatalogError):
+    """A catalog file in a storage format newer than this DuckDB reads: reads fall back to catalog.json."""
+
+
 def _is_damage(exc: Exception) -> bool:
     return isinstance(exc, duckdb.SerializationException) or any(t in str(exc) for t in _DAMAGE_TEXTS)
 
@@ -70,6 +98,9 @@ class TableEntry:
     #: a reader that finds fewer knows a part went missing without reading a footer.
     parts: int = 0
     schema_conflicts: str = "{}"
+    #: JSON {column: Arrow type}: the one schema every part of the table has (store/schema.py); "{}" until
+    #: the table is first finished (or a catalog of an older artlens).
+    column_types: str = "{}"
     source: str = ""
     created: datetime = field(default_factory=_now)
     updated: datetime = field(default_factory=_now)
@@ -213,10 +244,15 @@ class Catalog:
         deadline = time.monotonic() + self.timeout_s
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only)
+                return duckdb.connect(str(self.path), read_only=read_only, config=dict(_CONFIG))
             except duckdb.Error as exc:
                 if _is_damage(exc):
                     raise self._damaged(exc) from exc
+                if any(t in str(exc) for t in _NEWER_TEXTS):
+                    raise CatalogNewer(
+                        f"catalog {self.path} was written by a newer DuckDB than this one ({duckdb.__version__}) "
+                        f"in a format it cannot read: run `artlens repair --store {self.path.parent}` with that "
+                        f"DuckDB to rewrite it in {STORAGE_VERSION}, or upgrade duckdb") from exc
                 locked = any(t in str(exc) for t in _LOCK_TEXTS)
                 if not locked and isinstance(exc, duckdb.IOException):  # e.g. permission denied: no wait
                     raise CatalogError(f"cannot open catalog {self.path}: {_one_line(exc)}") from exc
@@ -247,30 +283,69 @@ class Catalog:
     def exists(self) -> bool:
         return self.path.exists()
 
+    @property
+    def json_path(self) -> Path:
+        return self.path.with_name(JSON_NAME)
+
     def _read(self, table: str) -> list:
-        cls = _TABLES[table]
-        known = {f.name for f in fields(cls)}
-        with self._connect(read_only=True) as con:
-            try:
-                cursor = con.execute(f"SELECT * FROM {table} ORDER BY name")
-            except duckdb.CatalogException:  # no such table yet (new or older catalog)
-                return []
-            names = [d[0] for d in cursor.description]
-            rows = cursor.fetchall()
-        return [cls(**{k: v for k, v in zip(names, row) if k in known and v is not None}) for row in rows]
+        try:
+            with self._connect(read_only=True) as con:
+                return _rows(con, table)
+        except CatalogNewer:
+            if not self.json_path.is_file():
+                raise
+            return read_json(self.json_path)[table]  # the same rows, written by the same catalog write
 
     def _write(self, table: str, entry) -> None:
         entry.updated = _now()
-        values = asdict(entry)
-        cols = list(values)
         with self._connect(read_only=False) as con:
-            con.execute(f"DELETE FROM {table} WHERE name = ?", [entry.name])
-            con.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                        [values[c] for c in cols])
+            _insert(con, table, entry)
+            self._export(con)
 
     def _delete(self, table: str, name: str) -> None:
         with self._connect(read_only=False) as con:
             con.execute(f"DELETE FROM {table} WHERE name = ?", [name])
+            self._export(con)
+
+    def _export(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Replace catalog.json with what `con` (holding the catalog's write lock) now holds."""
+        write_json(self.json_path, {t: _rows(con, t) for t in _TABLES})
+
+    def export(self) -> Path:
+        """Write catalog.json from the catalog as it is (e.g. for a catalog of an older artlens)."""
+        with self._connect(read_only=False) as con:
+            self._export(con)
+        return self.json_path
+
+    def storage_version(self) -> str:
+        """The DuckDB storage format of the catalog file (e.g. 'v1.4.0'), '' when DuckDB does not say."""
+        with self._connect(read_only=True) as con:
+            rows = con.execute("SELECT tags FROM duckdb_databases() WHERE NOT internal").fetchall()
+        tags = rows[0][0] if rows and rows[0][0] else {}
+        return str(tags.get("storage_version", "")).rstrip("+")
+
+    def rewrite(self) -> None:
+        """Rewrite the catalog file in STORAGE_VERSION (same rows), atomically: a new file then a rename, so a
+        crash leaves the old catalog or the new. For a catalog an artlens on a newer DuckDB wrote in its
+        default format. No other process may write the store meanwhile (`artlens repair`)."""
+        rows = {t: self._read(t) for t in _TABLES}
+        tmp = temporary_path(self.path)
+        try:
+            con = duckdb.connect(str(tmp), config=dict(_CONFIG))
+            try:
+                for table, entries in rows.items():
+                    for statement in _ddl(table):
+                        con.execute(statement)
+                    for entry in entries:
+                        _insert(con, table, entry)
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            os.replace(tmp, self.path)
+        finally:
+            for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        self.export()
 
     # tables
     def entries(self) -> list[TableEntry]:
@@ -295,6 +370,100 @@ class Catalog:
 
     def put_index(self, entry: IndexEntry) -> None:
         self._write("indexes", entry)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, table: str) -> list:
+    cls = _TABLES[table]
+    known = {f.name for f in fields(cls)}
+    try:  # through Arrow: DuckDB 1.x needs pytz to hand TIMESTAMPTZ values to Python itself, Arrow does not
+        rows = con.sql(f"SELECT * FROM {table} ORDER BY name").to_arrow_table().to_pylist()
+    except duckdb.CatalogException:  # no such table yet (new or older catalog)
+        return []
+    return [cls(**{k: v for k, v in row.items() if k in known and v is not None}) for row in rows]
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, entry) -> None:
+    values = asdict(entry)
+    cols = list(values)
+    con.execute(f"DELETE FROM {table} WHERE name = ?", [entry.name])
+    con.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [values[c] for c in cols])
+
+
+def _jsonable(table: str, entry) -> dict:
+    out = {}
+    for key, value in asdict(entry).items():
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif key in _JSON_FIELDS[table] and isinstance(value, str):
+            try:
+                value = json.loads(value or "{}")
+            except ValueError:
+                pass  # not JSON (hand-edited): kept as the text it is
+        out[key] = value
+    return out
+
+
+def write_json(path: Path, rows: dict[str, list]) -> None:
+    """catalog.json: {"format", "format_version", "storage_version", "tables": [...], "indexes": [...]},
+    one object per catalog row with every field of TableEntry / IndexEntry (timestamps ISO 8601, the
+    JSON-text fields as JSON values), written to a temporary name, fsynced and renamed into place."""
+    doc = {"format": JSON_FORMAT, "format_version": JSON_FORMAT_VERSION, "storage_version": STORAGE_VERSION,
+           **{t: [_jsonable(t, e) for e in rows.get(t, [])] for t in _TABLES}}
+    tmp = temporary_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=1, ensure_ascii=False, default=str)  # (field and column order kept)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_json(path: Path) -> dict[str, list]:
+    """The rows of a catalog.json as {"tables": [TableEntry], "indexes": [IndexEntry]} (unknown fields are
+    ignored). Raises ValueError for a file that is not an artlens catalog.json."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
+        raise ValueError(f"{path} is not an artlens catalog.json")
+    out: dict[str, list] = {}
+    for table, cls in _TABLES.items():
+        known = {f.name: f for f in fields(cls)}
+        rows = doc.get(table) or []
+        if not isinstance(rows, list):
+            raise ValueError(f"{path}: {table!r} is not a list")
+        entries = []
+        for row in rows:
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}: a row of {table!r} is not an object")
+            values = {k: v for k, v in row.items() if k in known and v is not None}
+            for key in _JSON_FIELDS[table]:
+                if key in values and not isinstance(values[key], str):
+                    values[key] = json.dumps(values[key])
+            for key, value in values.items():
+                values[key] = _typed(path, table, key, known[key].type, value)
+            entries.append(cls(**values))
+        out[table] = entries
+    return out
+
+
+_PY_TYPES = {"str": (str,), "str | None": (str,), "int": (int,), "float": (int, float), "float | None": (int, float)}
+
+
+def _typed(path: Path, table: str, key: str, kind: str, value):
+    """A catalog.json value checked against its field's type (timestamps parsed); ValueError if it is not one."""
+    if kind == "datetime":
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value)
+            except ValueError:
+                pass
+        raise ValueError(f"{path}: {table}.{key} is not an ISO 8601 timestamp: {value!r}")
+    if isinstance(value, bool) or not isinstance(value, _PY_TYPES.get(kind, (str,))):
+        raise ValueError(f"{path}: {table}.{key} should be {kind}, got {value!r}")
+    return value
 
 
 def _one_line(exc: Exception) -> str:

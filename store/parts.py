@@ -109,7 +109,12 @@ def embedding_array(vectors: np.ndarray) -> pa.FixedSizeListArray:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.ndim != 2:
         raise ValueError(f"embeddings must be 2-D (rows, dim), got shape {vectors.shape}")
-    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), type=embedding_type(vectors.shape[1]))
+
+
+def embedding_type(dim: int) -> pa.DataType:
+    """FLOAT[dim], its element named as Parquet names it (`element`), so a part's schema reads back as written."""
+    return pa.list_(pa.field("element", pa.float32()), dim)
 
 
 def _plain(value: Any) -> Any:
@@ -150,7 +155,7 @@ def rows_to_table(rows: Sequence[dict], vectors: np.ndarray, dim: int) -> tuple[
             arrays.append(column_array(name, values, conflicts))
         fields.append(name)
     emb = embedding_array(vectors) if len(rows) else pa.FixedSizeListArray.from_arrays(
-        pa.array([], pa.float32()), dim)
+        pa.array([], pa.float32()), type=embedding_type(dim))
     return pa.Table.from_arrays(arrays + [emb], names=fields + [EMBEDDING]), conflicts
 
 

@@ -3,13 +3,18 @@
     repair(RepairConfig(store="artstore")).lines()
 
 What it does, in this order:
-- a catalog DuckDB cannot read (empty, not a DuckDB file, corrupt) is moved into `quarantine/` and rebuilt;
+- a catalog DuckDB cannot read (empty, not a DuckDB file, corrupt) is moved into `quarantine/` and rebuilt,
+  from `catalog.json` where that reads (index entries included), else from the parts;
+- a catalog in a DuckDB storage format newer than the one artlens writes (`catalog.STORAGE_VERSION`, which
+  DuckDB 1.4 reads: a store an older artlens wrote with DuckDB 2's default format) is rewritten in it;
 - every part and failures part whose Parquet footer cannot be read (a truncated file) is moved into
   `quarantine/` under its path in the store, so the next extract or import of its shard writes it again;
 - every table with parts gets a catalog entry: the one the catalog has, else the description the newest part
   carries (`TableWriter` writes it under the `artlens` key of each part's metadata), else what the parts
   show (the dim of the embedding column), with a warning naming the fields it could not recover;
-- rows, parts, failures and schema conflicts are recounted from the footers.
+- every part of a table is brought to the table's one schema (store/schema.py: a copied-in or older part
+  with other columns or types is rewritten, atomically, never losing a column);
+- rows, parts, failures and schema conflicts are recounted from the footers; `catalog.json` is written.
 A catalog that is rebuilt loses its index entries (the index files stay): the report says which to rebuild.
 """
 from __future__ import annotations
@@ -24,11 +29,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from artlens.store.catalog import DESCRIPTION_FIELDS, Catalog, CatalogDamaged, IndexEntry, TableEntry
+from artlens.store.catalog import (
+    DESCRIPTION_FIELDS, STORAGE_VERSION, Catalog, CatalogDamaged, IndexEntry, TableEntry, read_json)
 from artlens.store.layout import LayoutError, StoreLayout, check_table_name
 from artlens.store.parts import EMBEDDING
 from artlens.store.query import StoreError, StoreWarning
-from artlens.store.writer import DESCRIPTION_KEY, schema_conflicts
+from artlens.store.schema import conform_parts, type_names, union
+from artlens.store.writer import (
+    DESCRIPTION_KEY, index_follows, schema_conflicts, table_schema_lock, widest_first)
 
 #: Description fields that cannot be derived from parts without the `artlens` metadata (dim can, from the
 #: embedding column; name from the folder).
@@ -73,6 +81,7 @@ def repair(config: RepairConfig | str | Path) -> RepairReport:
     quarantine = _Quarantine(layout, report)
     catalog = Catalog(layout.catalog_path)
     entries, indexes = _read_catalog(catalog, quarantine, report)
+    _storage_format(catalog, report)
 
     names = set(entries)
     for name in layout.tables_on_disk():
@@ -85,12 +94,16 @@ def repair(config: RepairConfig | str | Path) -> RepairReport:
         failure_parts = [p for p in layout.failure_parts(name) if quarantine.readable(p, "failures part")]
         old = entries.get(name)
         entry = old or _rebuilt_entry(name, parts + failure_parts, report)
-        before = (entry.rows, entry.parts, entry.failures, entry.schema_conflicts) if old else None
+        before = (entry.rows, entry.parts, entry.failures, entry.schema_conflicts,
+                  entry.column_types) if old else None
+        column_types = _one_schema(layout, catalog, name, parts, report)
         entry.rows = sum(pq.read_metadata(p).num_rows for p in parts)
         entry.parts = len(parts)
         entry.failures = sum(pq.read_metadata(p).num_rows for p in failure_parts)
         entry.schema_conflicts = json.dumps(schema_conflicts(parts), sort_keys=True)
-        if before != (entry.rows, entry.parts, entry.failures, entry.schema_conflicts):
+        entry.column_types = column_types if parts else entry.column_types
+        now = (entry.rows, entry.parts, entry.failures, entry.schema_conflicts, entry.column_types)
+        if before != now or report.catalog != "read":
             catalog.put(entry)  # a store with nothing wrong is left as it was
         report.tables.append(_table_line(entry, before and before[:3]))
         moved = any(src.parent == layout.table_dir(name) for src, _, _ in quarantine.moved)
@@ -102,6 +115,9 @@ def repair(config: RepairConfig | str | Path) -> RepairReport:
         elif index is not None and moved:
             report.notes.append(f"the index of {name!r} covers a part moved aside: rebuild it with "
                                 f"`artlens index --store {cfg.store} --table {name}`")
+    if catalog.exists() and not catalog.json_path.is_file():  # a store of an older artlens
+        catalog.export()
+        report.notes.append(f"wrote {catalog.json_path} (the catalog, readable without DuckDB)")
     if any(src != catalog.path and src.suffix == ".parquet" for src, _, _ in report.quarantined):
         report.notes.append("re-run the extract or import that wrote each moved part to restore its rows "
                             "(its shard is no longer done)")
@@ -111,8 +127,9 @@ def repair(config: RepairConfig | str | Path) -> RepairReport:
 def _read_catalog(catalog: Catalog, quarantine: "_Quarantine", report: RepairReport
                   ) -> tuple[dict[str, TableEntry], dict[str, IndexEntry]]:
     if not catalog.exists():
-        report.catalog = f"{catalog.path} was missing: rebuilt from the parts"
-        return {}, {}
+        entries, indexes, whence = _from_json(catalog)
+        report.catalog = f"{catalog.path} was missing: rebuilt from {whence}"
+        return entries, indexes
     try:
         return {e.name: e for e in catalog.entries()}, {i.name: i for i in catalog.indexes()}
     except CatalogDamaged as exc:
@@ -120,8 +137,55 @@ def _read_catalog(catalog: Catalog, quarantine: "_Quarantine", report: RepairRep
         for path in (catalog.path, catalog.path.with_name(catalog.path.name + ".wal")):
             if path.exists():
                 quarantine.move(path, why)
-        report.catalog = f"{catalog.path} was damaged ({why}): rebuilt from the parts"
-        return {}, {}
+        entries, indexes, whence = _from_json(catalog)
+        report.catalog = f"{catalog.path} was damaged ({why}): rebuilt from {whence}"
+        return entries, indexes
+
+
+def _from_json(catalog: Catalog) -> tuple[dict[str, TableEntry], dict[str, IndexEntry], str]:
+    """The entries of catalog.json, when it reads (counts are recounted from the parts anyway); else none."""
+    try:
+        rows = read_json(catalog.json_path)
+    except (OSError, ValueError, TypeError):
+        return {}, {}, "the parts"
+    indexes = {i.name: i for i in rows["indexes"]}
+    for entry in indexes.values():
+        catalog.put_index(entry)
+    return {e.name: e for e in rows["tables"]}, indexes, f"the parts and {catalog.json_path}"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.lstrip("v").rstrip("+").split("."))
+    except ValueError:
+        return ()
+
+
+def _storage_format(catalog: Catalog, report: RepairReport) -> None:
+    """Rewrite a catalog in a storage format newer than STORAGE_VERSION (which older DuckDBs cannot open)."""
+    if not catalog.exists():
+        return
+    found = catalog.storage_version()
+    if _version(found) > _version(STORAGE_VERSION):
+        catalog.rewrite()
+        report.notes.append(f"rewrote {catalog.path} from DuckDB storage format {found} to {STORAGE_VERSION}, "
+                            "which DuckDB 1.4 and later open")
+
+
+def _one_schema(layout: StoreLayout, catalog: Catalog, name: str, parts: list[Path], report: RepairReport) -> str:
+    """Bring every part of the table to its one schema (store/schema.py); the schema as `column_types` JSON."""
+    if not parts:
+        return "{}"
+    with table_schema_lock(layout, name):
+        schemas = {p.name: pq.read_schema(p) for p in parts}
+        across: dict[str, str] = {}
+        target = union(widest_first(schemas.values()), across)
+        rewritten = conform_parts(parts, target, across, schemas)
+        if rewritten:
+            index_follows(layout, catalog, name, rewritten)
+            report.notes.append(f"table {name!r}: rewrote {len(rewritten)} part(s) to the table's one schema "
+                                f"(columns {', '.join(target.names)})")
+    return json.dumps(type_names(target))
 
 
 class _Quarantine:
