@@ -6,7 +6,8 @@ parsed expression (`relation.filter`), never pasted into SQL text: `true); COPY 
 or a second statement after `;` is refused before anything runs. A subquery may still read other tables
 (`key IN (SELECT key FROM other)`), so filtered queries run on a second, locked-down connection of the
 store: the same views, external access limited to the store's own folder (for a store at a URL: its local
-mirror), its configuration locked, Python replacement scans and extension loading off. There
+mirror, into which the tables the filter names are fetched first), its configuration locked, Python
+replacement scans and extension loading off. There
 `read_csv('/etc/passwd')`, `read_text`, `glob`, `read_parquet('/elsewhere')` or a URL are refused, and a
 single expression cannot write (COPY, ATTACH, EXPORT are statements). `artlens sql` stays a full SQL console
 on the store's own connection: a user's own queries, not a filter.
@@ -159,6 +160,9 @@ def select_rows(store: "Store", table: str, columns: str, where: str | None, tai
     if not where:
         return store.sql(f"SELECT {columns} FROM {_ident(table)} {tail}")
     parsed = expression(where)
+    # a store at a URL: fetch the tables the filter names too (the text is only parsed for its table names
+    # here, never run; it was checked above to be one expression)
+    store.prepare(f"SELECT * FROM {_ident(table)} WHERE (\n{where}\n)")
     con = locked_connection(store)
     try:
         relation = con.sql(f"SELECT * FROM {_ident(table)}").filter(parsed)

@@ -5,7 +5,12 @@
     s.sql("SELECT key, style FROM sample LIMIT 3")   # -> pyarrow.Table
 
 Every table is a view whose `embedding` is typed FLOAT[dim], so `array_cosine_similarity` works directly.
-Also defined: `failures` (table, key, shard, stage, error) and `catalog` (one row per table).
+Also defined: `failures` (table, key, shard, stage, error), `catalog` (one row per table) and `results`
+(one row per probe result and metric: store/results.py).
+
+A store at a URL (`s3://bucket/artstore`) is read through a lazy mirror (store/remote.py): opening it
+fetches the catalog and the results; a table's parts (and `failures`' parts, an index's files) are fetched
+when a query first names it (`Store.prepare`), so a query reads only the tables it names.
 
 A key table (no embeddings: the near-duplicate groups of `artlens dedup`, kind `duplicates`, `parent` T) is
 a view of its rows; T's view then also carries its `dup_group` (a LEFT JOIN on key; a row of T the groups do
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +32,7 @@ from artlens.store.catalog import DUP_GROUP_COLUMN, DUPLICATES_KIND, Catalog, In
 from artlens.store.errors import ArtlensWarning, UserError
 from artlens.store.layout import LayoutError, StoreLayout, check_table_name
 from artlens.store.parts import FAILURE_SCHEMA, fold
+from artlens.store.results import NotAResult, read_result, result_files, results_table, rows_of
 
 if TYPE_CHECKING:  # FAISS is imported only where an index is used: writers and SQL never load it
     from artlens.store.index import LoadedIndex
@@ -48,9 +55,19 @@ def _quote(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
 
+#: The view of every probe result (store/results.py); a table of that name keeps its own view instead.
+RESULTS_VIEW = "results"
+
+
 class Store:
     def __init__(self, root: str | Path):
-        self.layout = StoreLayout.at(root)
+        from artlens.store.remote import is_remote, mirror
+
+        if is_remote(root):  # a reader's mirror is lazy: tables are fetched when a query names them
+            m = mirror(str(root), lazy=True)
+            self.layout = StoreLayout(m.local, m)
+        else:
+            self.layout = StoreLayout.at(root)
         if not self.layout.root.exists():
             raise StoreError(f"no store at {self.layout.root} (run `artlens extract --store {root}` first)")
         self.con = duckdb.connect(":memory:")
@@ -58,6 +75,7 @@ class Store:
         self._indexes: dict[str, LoadedIndex | None] = {}
         self._damaged: dict[str, str] = {}
         self._duplicates: dict[str, str] = {}
+        self._pending: set[str] = set()   # views of a URL store whose files are not fetched yet
         self._repair = f"artlens repair --store {root}"
         self._define_functions()
         self.refresh()
@@ -90,6 +108,46 @@ class Store:
         self._indexes = {}
         self._damaged = {}
         self._duplicates = {}
+        lazy = self._lazy()
+        self._pending = {e.name for e in entries} | {"failures"} if lazy else set()
+        if not lazy:
+            self._define_tables(entries)
+            self._define_uncatalogued(catalog)
+            self._define_failures()
+        self._register("_catalog_tables", TableEntry, entries)
+        self._register("_catalog_indexes", IndexEntry, indexes)
+        cols = ", ".join(f"i.{c} AS index_{c}" for c in _INDEX_COLUMNS)
+        self.con.execute(f"CREATE OR REPLACE VIEW catalog AS SELECT t.*, {cols} FROM _catalog_tables t "
+                         "LEFT JOIN _catalog_indexes i ON i.name = t.name")
+        self._define_results()
+
+    def results_table(self) -> pa.Table:
+        """Every probe result of the store, one row per (result, metric): the `results` view's rows
+        (store/results.py SCHEMA). A file that is not a result is left out with a StoreWarning naming it."""
+        models = {e.name: (e.model, e.pretrained or (e.checkpoint_sha256 or "")) for e in self._entries.values()}
+        table, problems = results_table(self.layout.results_dir(), models)
+        for path, why in problems:
+            warnings.warn(StoreWarning(f"probe result {path} is left out of the results: {why}; move it out "
+                                       f"of {self.layout.results_dir()} or re-run the probe that wrote it"),
+                          stacklevel=3)
+        return table
+
+    def _define_results(self) -> None:
+        """The `results` view (registered rows, re-read at every refresh and save_result); a table named
+        `results` keeps that name, with a warning, and the rows stay readable as `Store.results_table()`."""
+        if RESULTS_VIEW in map(fold, self._entries):
+            warnings.warn(StoreWarning(
+                f"the store has a table named {RESULTS_VIEW!r}, so the `results` view of the probe results is "
+                "not defined; read them with artlens.store.open(...).results_table()"), stacklevel=4)
+            return
+        self.con.register(RESULTS_VIEW, self.results_table())
+
+    def _lazy(self) -> bool:
+        """Whether this store's files come with `prepare` (a URL store's mirror, not pulled whole)."""
+        remote = self.layout.remote
+        return remote is not None and not getattr(remote, "complete", True)
+
+    def _define_tables(self, entries: list[TableEntry]) -> None:
         table_parts = {}
         for entry in entries:
             parts = table_parts[entry.name] = self.layout.parts(entry.name)
@@ -97,18 +155,55 @@ class Store:
                          _table_columns(entry.dim, entry.has_embeddings))
             if entry.name not in self._damaged:
                 self._check_counts(entry, parts)
-        for entry in entries:
-            if entry.kind == DUPLICATES_KIND and entry.parent in self._entries:
+        names = {e.name for e in entries}
+        for entry in self._entries.values():
+            if entry.kind == DUPLICATES_KIND and entry.parent in self._entries and (
+                    entry.name in names or entry.parent in names) and not self._pending & {entry.name, entry.parent}:
+                if entry.parent not in table_parts:
+                    table_parts[entry.parent] = self.layout.parts(entry.parent)
+                if entry.name not in table_parts:
+                    table_parts[entry.name] = self.layout.parts(entry.name)
                 self._join_duplicates(self._entries[entry.parent], entry, table_parts)
-        self._define_uncatalogued(catalog)
+
+    def _define_failures(self) -> None:
         failure_parts = self.layout.failure_parts()
         self._define("failures", self._failures_sql(failure_parts), failure_parts, "the `failures` view",
                      {f.name: "VARCHAR" for f in FAILURE_SCHEMA}, noun="failures part")
-        self._register("_catalog_tables", TableEntry, entries)
-        self._register("_catalog_indexes", IndexEntry, indexes)
-        cols = ", ".join(f"i.{c} AS index_{c}" for c in _INDEX_COLUMNS)
-        self.con.execute(f"CREATE OR REPLACE VIEW catalog AS SELECT t.*, {cols} FROM _catalog_tables t "
-                         "LEFT JOIN _catalog_indexes i ON i.name = t.name")
+
+    def prepare(self, query: str) -> None:
+        """Fetch the files of the views `query` names (a URL store; nothing to do for a local one): each
+        table's parts (and its near-duplicate groups', which its view joins), `failures`' parts. A query
+        DuckDB cannot parse for its table names fetches every table (it will fail or need them)."""
+        if not self._pending:
+            return
+        names = _table_names(self.con, query)
+        named = None if names is None else {fold(n) for n in names}
+        wanted = {n for n in self._pending if named is None or fold(n) in named}
+        for name in list(wanted):  # a table's view joins its groups; the groups need their parent's view
+            entry = self._entries.get(name)
+            if entry is not None and entry.kind == DUPLICATES_KIND and entry.parent in self._pending:
+                wanted.add(entry.parent)
+        wanted |= {e.name for e in self._entries.values()
+                   if e.kind == DUPLICATES_KIND and e.parent in wanted and e.name in self._pending}
+        self.materialize(sorted(wanted))
+
+    def materialize(self, names: list[str]) -> None:
+        """Fetch these views' files into the mirror and define them (see `prepare`)."""
+        names = [n for n in names if n in self._pending]
+        if not names:
+            return
+        remote = self.layout.remote
+        entries = []
+        for name in names:
+            if name == "failures":
+                remote.fetch(self.layout.root / "failures")
+            else:
+                remote.fetch(self.layout.table_dir(name))
+                entries.append(self._entries[name])
+        self._pending -= set(names)
+        self._define_tables(entries)
+        if "failures" in names:
+            self._define_failures()
 
     def _join_duplicates(self, parent: TableEntry, dups: TableEntry, table_parts: dict[str, list[Path]]) -> None:
         """Give the parent's view the `dup_group` of its duplicates table (LEFT JOIN on key; a row not covered
@@ -278,9 +373,12 @@ class Store:
 
     def index(self, table: str) -> LoadedIndex | None:
         """The table's FAISS index (loaded once, brought up to date with new parts), or None."""
+        self.materialize([table])
         if table in self._damaged:
             raise StoreError(self._damaged[table])
         if table not in self._indexes:
+            if self.layout.remote is not None and self._lazy():
+                self.layout.remote.fetch(self.layout.index_dir(table))
             from artlens.store.index import open_index
 
             self._indexes[table] = open_index(self.layout.root, table, self.entry(table).dim)
@@ -302,19 +400,31 @@ class Store:
         path = self.layout.result_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{path.name}")
+        if "created" not in result:  # when it was saved: the `results` view's `created`
+            result = {**result, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         tmp.write_text(json.dumps(result, indent=1))
         tmp.replace(path)
         self.layout.push(path)
+        if RESULTS_VIEW not in map(fold, self._entries):
+            self.con.register(RESULTS_VIEW, self.results_table())
         return path
 
     def results(self) -> list[dict]:
-        """Every probe result kept in the store, by file name."""
-        directory = self.layout.results_dir()
-        paths = sorted(directory.glob("*.json")) if directory.exists() else []
-        return [json.loads(p.read_text()) for p in paths]
+        """Every probe result kept in the store, by file name; a file that is not a result is left out with
+        a StoreWarning naming it."""
+        found = []
+        for path in result_files(self.layout.results_dir()):
+            try:
+                data = read_result(path)
+                rows_of(path, data, {})  # the same shape the `results` view reads
+                found.append(data)
+            except NotAResult as exc:
+                warnings.warn(StoreWarning(f"probe result {path} is left out: {exc}"), stacklevel=2)
+        return found
 
     def sql(self, query: str, params: list | None = None) -> pa.Table:
         try:
+            self.prepare(query)
             relation = self.con.sql(query, params=params)
             if relation is None:  # a statement (CREATE, SET, ...) returns no rows
                 return pa.table({})
@@ -352,6 +462,31 @@ def _unreadable(parts: list[Path]) -> list[tuple[Path, Exception]]:
         except Exception as err:  # noqa: BLE001 - truncated, empty, not Parquet: any reason is damage
             bad.append((path, err))
     return bad
+
+
+def _table_names(con: duckdb.DuckDBPyConnection, query: str) -> set[str] | None:
+    """The tables and views a query names, from DuckDB's parser (never run); None when it cannot tell.
+    `get_table_names` refuses a query with parameters (`?`): then the parse tree of `json_serialize_sql`."""
+    try:
+        return set(con.get_table_names(query))
+    except duckdb.Error:
+        pass
+    try:
+        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [query]).fetchall()[0][0])
+    except (duckdb.Error, TypeError, ValueError):
+        return None
+    if not isinstance(tree, dict) or tree.get("error"):
+        return None
+    found, todo = set(), [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "BASE_TABLE" and isinstance(node.get("table_name"), str):
+                found.add(node["table_name"])
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return found
 
 
 def _one_line(exc: Exception) -> str:
