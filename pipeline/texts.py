@@ -8,6 +8,8 @@ of a class is one prompt. Quote a template that starts with `{}` ("{} painting")
               indoor: {names: [interior], templates: ["a painting of an {}."]}}
 CSV: header `label,template` (the label fills `{}`) or `label,prompt` (literal prompts: `template` is the
 prompt itself and `name` is empty). One row per prompt.
+JSON (`pipeline/promptjson.py`): CLIP_benchmark's templates file with its class names file (`classnames`,
+`dataset`), or a CuPL file (class name → prompts); which one is read from the content, or named by `format`.
 Rows: `key` (`label|template-index|name`, stable and unique), `shard` (the prompts file's absolute path),
 `label`, `template`, `name`, `prompt`, `embedding` (L2-normalised float32). Each prompts file is one part,
 replaced when the same file is embedded again.
@@ -68,10 +70,16 @@ class TextsConfig:
     for_table: str | None = None      # image table whose model the text embeddings must match
     batch_size: int = 256
     overwrite: bool = False
+    prompts_format: str = "auto"      # auto (by suffix and content), or one of PROMPT_FORMATS
+    classnames: str | None = None     # CLIP_benchmark: the class names JSON of a templates file
+    dataset: str | None = None        # CLIP_benchmark: the dataset key of both files (None: the one they share)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise UserError(f"batch_size must be at least 1, got {self.batch_size}", argument="batch_size")
+        if self.prompts_format not in ("auto",) + tuple(PROMPT_FORMATS):
+            raise UserError(f"unknown prompts_format {self.prompts_format!r}; choose from auto, "
+                            f"{', '.join(PROMPT_FORMATS)}", argument="prompts_format")
 
 
 @dataclass
@@ -98,17 +106,60 @@ def resolve_prompts(spec: str) -> Path:
     return found
 
 
-def load_prompts(path: str | Path) -> list[Prompt]:
-    """Parse and validate a YAML (.yaml/.yml) or CSV (.csv) prompt set into its prompts."""
+def _json_format(path: Path, text: str) -> str:
+    """A .json prompts file: CLIP_benchmark templates (every entry holds {c}) or CuPL (class → prompts)."""
+    from artlens.pipeline.promptjson import looks_like_templates, read_json
+
+    return "clip-benchmark" if looks_like_templates(read_json(path, text)) else "cupl"
+
+
+def _clip_benchmark(path: Path, text: str, classnames: str | None, dataset: str | None) -> list[Prompt]:
+    from artlens.pipeline.promptjson import JsonOptions, clip_benchmark_prompts, read_json
+
+    options = JsonOptions(classnames=Path(classnames) if classnames else None, dataset=dataset)
+    return clip_benchmark_prompts(path, read_json(path, text), options)
+
+
+def _cupl(path: Path, text: str, classnames: str | None, dataset: str | None) -> list[Prompt]:
+    from artlens.pipeline.promptjson import cupl_prompts, read_json
+
+    return cupl_prompts(path, read_json(path, text))
+
+
+#: prompts_format → parser(path, text, classnames, dataset) → prompts.
+PROMPT_FORMATS = {
+    "yaml": lambda path, text, classnames, dataset: _parse_yaml(path, text),
+    "csv": lambda path, text, classnames, dataset: _parse_csv(path, text),
+    "clip-benchmark": _clip_benchmark,
+    "cupl": _cupl,
+}
+#: file suffix → its format, or a function of (path, text) that reads it from the content.
+SUFFIX_FORMATS = {".yaml": "yaml", ".yml": "yaml", ".csv": "csv", ".json": _json_format}
+
+
+def load_prompts(path: str | Path, prompts_format: str = "auto", classnames: str | None = None,
+                 dataset: str | None = None) -> list[Prompt]:
+    """Parse and validate a prompt set into its prompts: YAML (.yaml/.yml), CSV (.csv), or JSON (.json:
+    CLIP_benchmark templates + `classnames`, or CuPL); `prompts_format` names the format whatever the suffix."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".yaml", ".yml", ".csv"):
-        raise PromptsError(f"{path}: unknown prompts file type {suffix or '(none)'!r}; use .yaml, .yml or .csv")
+    if prompts_format == "auto" and suffix not in SUFFIX_FORMATS:
+        raise PromptsError(f"{path}: unknown prompts file type {suffix or '(none)'!r}; use "
+                           f"{', '.join(SUFFIX_FORMATS)}, or name the format with `prompts_format`",
+                           argument="prompts_format")
+    if prompts_format not in ("auto",) + tuple(PROMPT_FORMATS):
+        raise PromptsError(f"unknown prompts_format {prompts_format!r}; choose from auto, "
+                           f"{', '.join(PROMPT_FORMATS)}", argument="prompts_format")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise PromptsError(f"{path}: not UTF-8 text ({exc})") from None
-    prompts = _parse_csv(path, text) if suffix == ".csv" else _parse_yaml(path, text)
+    fmt = SUFFIX_FORMATS[suffix] if prompts_format == "auto" else prompts_format
+    fmt = fmt(path, text) if callable(fmt) else fmt
+    if classnames is not None and fmt != "clip-benchmark":
+        raise PromptsError(f"{path}: `classnames` goes with a CLIP_benchmark templates file, and this one is read "
+                           f"as {fmt}", argument=("classnames", "prompts_format"))
+    prompts = PROMPT_FORMATS[fmt](path, text, classnames, dataset)
     _check_unique(path, prompts)
     return prompts
 
@@ -205,6 +256,17 @@ def _parse_csv(path: Path, text: str) -> list[Prompt]:
     return prompts
 
 
+def prompts_dataset(path: Path, cfg: TextsConfig) -> str:
+    """The CLIP_benchmark dataset the prompts are of (named, or the one key both files share)."""
+    if cfg.dataset is not None:
+        return cfg.dataset
+    from artlens.pipeline.promptjson import read_json
+
+    names = read_json(Path(cfg.classnames), Path(cfg.classnames).read_text(encoding="utf-8-sig"))
+    templates = read_json(path, path.read_text(encoding="utf-8-sig"))
+    return sorted(set(templates) & set(names))[0]
+
+
 def _check_unique(path: Path, prompts: list[Prompt]) -> None:
     """Refuse a prompt given twice for one label, and keys made ambiguous by '|' in labels or names."""
     twice = [pair for pair, n in Counter((p.label, p.prompt) for p in prompts).items() if n > 1]
@@ -215,14 +277,14 @@ def _check_unique(path: Path, prompts: list[Prompt]) -> None:
 
 
 def tokenizer_name(loaded: LoadedModel) -> str:
-    """The open_clip name whose tokenizer belongs to the loaded model."""
+    """The name of the loaded model's tokenizer as the catalog records it (an hf-hub model: hf-hub:ORG/NAME)."""
     return model_name(loaded.ref)[0]
 
 
 @torch.inference_mode()
 def encode_texts(loaded: LoadedModel, texts: list[str], batch_size: int = 256) -> np.ndarray:
     """Texts → L2-normalised float32 embeddings (rows, dim) with the model's own tokenizer."""
-    tokenizer = open_clip.get_tokenizer(tokenizer_name(loaded))
+    tokenizer = open_clip.get_tokenizer(loaded.open_clip_name or tokenizer_name(loaded))
     out = [np.zeros((0, loaded.dim), np.float32)]
     for start in range(0, len(texts), batch_size):
         features = loaded.model.encode_text(tokenizer(texts[start:start + batch_size]).to(loaded.device))
@@ -259,10 +321,12 @@ def embed_prompts(cfg: TextsConfig, loaded: LoadedModel | None = None) -> TextsS
     start = time.perf_counter()
     check_table_name(cfg.table)
     path = resolve_prompts(cfg.prompts)
-    prompts = load_prompts(path)
+    prompts = load_prompts(path, cfg.prompts_format, cfg.classnames, cfg.dataset)
     image_entry = _preflight(cfg)
     loaded = loaded or load_model(cfg.model)
     shard = str(path.resolve())
+    if cfg.classnames is not None:  # one part per templates file, class names file and dataset
+        shard += f"#classnames={Path(cfg.classnames).resolve()}&dataset={prompts_dataset(path, cfg)}"
     entry = text_entry(cfg, loaded, shard)
     if image_entry is not None:
         check_compatible(image_entry, entry)

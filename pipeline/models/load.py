@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from artlens.errors import UserError
+from artlens.pipeline.models import hub
 from artlens.pipeline.models.modelconfig import read_model_config
 from artlens.pipeline.models.spec import ModelSpec
 from artlens.pipeline.imaging.pixels import PixelPlan, WholePlan, plan_for
-from artlens.pipeline.models.weights import Weights, resolve_weights
+from artlens.pipeline.models.weights import Weights, resolve_weights, sha256_file
 
 #: --precision → (open_clip precision, input dtype)
 PRECISIONS = {
@@ -51,6 +52,9 @@ class LoadedModel:
     dtype: torch.dtype
     dim: int
     precision: str = "fp32"
+    #: the name open_clip built the model (and builds its tokenizer) from, when it is not `ref` (an hf-hub
+    #: model: `local-dir:` of its cached snapshot, so nothing asks the network again)
+    open_clip_name: str = ""
 
     @property
     def plan(self) -> PixelPlan | WholePlan:
@@ -111,25 +115,61 @@ def model_name(model: str) -> tuple[str, str, str]:
         open_clip.add_model_config(path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         return path.stem, f"{path.stem} (config {path.name} sha256:{digest})", str(path.absolute())
+    if hub.is_hub_model(model):
+        hub.repo_id(model)  # refuse a malformed name at once
+        return model, model, model
     name = model.replace("/", "-")
     if name not in open_clip.list_models():
         raise ModelError(f"unknown open_clip model {model!r}; known models: {', '.join(open_clip.list_models())}"
-                         " — or pass the path of an open_clip JSON model config")
+                         " — or pass hf-hub:ORG/NAME (a Hugging Face Hub model) or the path of an open_clip JSON "
+                         "model config")
     return name, name, name
+
+
+def hub_weights(snap: hub.Snapshot | None, spec: ModelSpec) -> Weights:
+    """The weights of an hf-hub model: the snapshot's own (`hub`, `hub@COMMIT`), random, or a checkpoint file."""
+    if not hub.is_hub_pretrained(spec.pretrained):
+        return resolve_weights(spec.model, spec.pretrained, seed=spec.seed, cache_dir=spec.cache_dir)
+    path = str(snap.checkpoint)
+    return Weights(label=snap.label, path=path, sha256=sha256_file(path))
+
+
+def _creator(name: str, snap: hub.Snapshot | None, **kwargs):
+    """create(weights_path) → open_clip's (model, train transform, preprocess); None: random initialisation.
+    An hf-hub model is built from its snapshot folder (config and preprocessing from open_clip_config.json);
+    its own weights are loaded by open_clip from there, another checkpoint after the build."""
+    build = partial(open_clip.create_model_and_transforms, name, **kwargs)
+    if snap is None:
+        return lambda path: build(pretrained=path)
+
+    def create(path):
+        own = path is not None and snap.checkpoint is not None and Path(path) == snap.checkpoint
+        built = build(load_weights=own)
+        if path is not None and not own:
+            open_clip.load_checkpoint(built[0], path, strict=True, weights_only=True, device="cpu")
+        return built
+    return create
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:
     name, label, ref = model_name(spec.model)
-    weights = resolve_weights(spec.model, spec.pretrained, seed=spec.seed, cache_dir=spec.cache_dir)
+    snap = None
+    if hub.is_hub_model(spec.model):
+        hub.check_pretrained(spec.model, spec.pretrained)
+        snap = hub.snapshot(spec.model, spec.pretrained, spec.cache_dir,
+                            weights=hub.is_hub_pretrained(spec.pretrained))
+        name = snap.open_clip_name
+        weights = hub_weights(snap, spec)
+    else:
+        weights = resolve_weights(spec.model, spec.pretrained, seed=spec.seed, cache_dir=spec.cache_dir)
     device = resolve_device(spec.device)
     precision = device_default(device, "precision") if spec.precision == "auto" else spec.precision
     oc_precision, dtype = PRECISIONS[precision]
     torch.manual_seed(weights.seed)
-    create = partial(open_clip.create_model_and_transforms, name, precision=oc_precision, device=device,
-                     cache_dir=spec.cache_dir,
-                     **{f"image_{k}": v for k, v in weights.preprocess_overrides.items()})
+    create = _creator(name, snap, precision=oc_precision, device=device, cache_dir=spec.cache_dir,
+                      **{f"image_{k}": v for k, v in weights.preprocess_overrides.items()})
     try:
-        model, _, preprocess = create(pretrained=weights.path)
+        model, _, preprocess = create(weights.path)
     except Exception as exc:
         problem = _why_not_built(spec, weights, create, exc)
         if problem is None:
@@ -138,7 +178,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     model.eval()
     dim = _embed_dim(model)
     return LoadedModel(model=model, preprocess=preprocess, name=label, ref=ref, weights=weights,
-                       device=device, dtype=dtype, dim=dim, precision=precision)
+                       device=device, dtype=dtype, dim=dim, precision=precision,
+                       open_clip_name=name if snap is not None else "")
 
 
 def _one_line(exc: BaseException, limit: int = 200) -> str:
@@ -157,14 +198,15 @@ def _why_not_built(spec: ModelSpec, weights: Weights, create, exc: Exception) ->
     if weights.path is not None:
         torch.manual_seed(weights.seed)
         try:
-            model = create(pretrained=None)[0]
+            model = create(None)[0]
         except Exception:  # noqa: BLE001 - the model does not build at all: the config's fault, below
             model = None
     if model is not None:
         message = f"`pretrained` {weights.path} {_checkpoint_problem(model, weights.path, exc)}"
         return ModelError(message, argument=("pretrained", "model") if "`model`" in message else "pretrained")
-    if spec.model.endswith(".json"):
-        return ModelError(f"the config {spec.model} of `model` does not build an open_clip model "
+    if spec.model.endswith(".json") or hub.is_hub_model(spec.model):
+        what = spec.model if spec.model.endswith(".json") else f"{hub.CONFIG_NAME} of {spec.model}"
+        return ModelError(f"the config {what} of `model` does not build an open_clip model "
                           f"({_one_line(exc)}); check its values against open_clip's own model configs",
                           argument="model")
     return None

@@ -18,6 +18,7 @@ from open_clip import pretrained as oc_pretrained
 from open_clip.constants import HF_WEIGHTS_NAME
 
 from artlens.errors import UserError
+from artlens.pipeline.models.hub import hub_cache
 
 RANDOM = "random"
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")  # create_model_and_transforms image_*
@@ -86,7 +87,8 @@ def resolve_weights(model: str, pretrained: str, seed: int = 0, cache_dir: str |
 
 
 def _cached(cfg: dict, cache_dir: str | None) -> str | None:
-    """The weights file if it is already on disk, without touching the network."""
+    """The weights file if it is already on disk, without touching the network (the hub cache as the
+    environment names it now: `hub.hub_cache`)."""
     if cfg.get("file"):
         return cfg["file"] if os.path.isfile(cfg["file"]) else None
     if cfg.get("hf_hub"):
@@ -96,7 +98,7 @@ def _cached(cfg: dict, cache_dir: str | None) -> str | None:
         filename = filename or HF_WEIGHTS_NAME
         candidates = [filename.replace("pytorch_model.bin", "model.safetensors"), filename]
         for fname in candidates:
-            hit = try_to_load_from_cache(repo_id, fname, cache_dir=cache_dir)
+            hit = try_to_load_from_cache(repo_id, fname, cache_dir=str(hub_cache(cache_dir)))
             if isinstance(hit, str) and os.path.isfile(hit):
                 return hit
     if cfg.get("url"):
