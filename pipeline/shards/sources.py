@@ -12,12 +12,13 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from artlens.errors import UserError
+from artlens.pipeline.shards import metatypes
 from artlens.pipeline.shards.config import ShardsConfig
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -72,12 +73,16 @@ def read_text(path: str | Path, what: str = "metadata file", encoding: str | Non
     return text
 
 
-def read_metadata_rows(path: str, encoding: str | None = None) -> list[dict]:
-    """Rows of a CSV (with header) or JSONL file (encoding: see `read_text`)."""
+def read_metadata_rows(path: str, encoding: str | None = None, types=()) -> list[dict]:
+    """Rows of a CSV (with header) or JSONL file (encoding: see `read_text`), with typed values: a CSV's
+    column types inferred by pyarrow (`metatypes.csv_rows`), a JSONL's as written (int and float mixed in one
+    column: float); the join column stays text; `types` ((column, type) pairs, `metatypes.parse_types`)
+    forces columns' types."""
     p = Path(path)
     if not p.is_file():
         raise SourceError(f"metadata file {path} does not exist")
     text = read_text(p, encoding=encoding)
+    forced = metatypes.parse_types(types)
     if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         rows = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -88,11 +93,19 @@ def read_metadata_rows(path: str, encoding: str | None = None) -> list[dict]:
                     raise SourceError(f"{path}:{n}: JSON line nested too deeply to read") from None
                 except ValueError as exc:  # JSONDecodeError, and integers of more digits than Python converts
                     raise SourceError(f"{path}:{n}: invalid JSON line: {exc}") from None
-        return rows
-    try:
-        return list(csv.DictReader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise SourceError(f"{path}: not a readable CSV file: {exc}") from None
+                if not isinstance(rows[-1], dict):
+                    raise SourceError(f"{path}:{n}: a JSON line must be an object, got a {type(rows[-1]).__name__}")
+        names = list(dict.fromkeys(k for row in rows for k in row))
+        metatypes.unify_numbers(rows, skip=[c for c, _ in forced])
+    else:
+        header = next(csv.reader(io.StringIO(text, newline="")), [])
+        join = next((c for c in JOIN_COLUMNS if c in header), None)
+        try:
+            rows, names = metatypes.csv_rows(text, path, keep_text=[join, *(c for c, _ in forced)])
+        except (pa.ArrowInvalid, csv.Error) as exc:
+            raise SourceError(f"{path}: not a readable CSV file: {str(exc).splitlines()[0]}") from None
+    metatypes.force_types(rows, forced, path, names)
+    return rows
 
 
 def metadata_index(rows: list[dict], path: str) -> tuple[str, dict[str, dict]]:
@@ -105,7 +118,7 @@ def metadata_index(rows: list[dict], path: str) -> tuple[str, dict[str, dict]]:
                           f"found {list(rows[0])}")
     index = {}
     for row in rows:
-        ref = str(row[column]).replace("\\", "/")
+        ref = "" if row.get(column) is None else str(row[column]).replace("\\", "/")
         ref = ref[2:] if ref.startswith("./") else ref
         index[ref] = {k: v for k, v in row.items() if k != column}
     return column, index
@@ -118,7 +131,8 @@ def folder_source(cfg: ShardsConfig) -> Iterator[SourceItem]:
         raise SourceError(f"{cfg.source} is not a directory")
     index: dict[str, dict] = {}
     if cfg.metadata:
-        _, index = metadata_index(read_metadata_rows(cfg.metadata, cfg.metadata_encoding), cfg.metadata)
+        rows = read_metadata_rows(cfg.metadata, cfg.metadata_encoding, cfg.metadata_types)
+        _, index = metadata_index(rows, cfg.metadata)
     return _folder_items(root, index)
 
 
@@ -181,7 +195,8 @@ def _wikiart_items(cfg: ShardsConfig, classes: dict[str, str], split_text: str) 
         yield _read_file(root / rel, rel, meta)
 
 
-def _image_column(schema: pa.Schema, wanted: str | None) -> str:
+def find_image_column(schema: pa.Schema, wanted: str | None) -> str:
+    """The column holding the images: `wanted` (checked), else the first binary or {bytes, ...} struct column."""
     if wanted:
         if wanted not in schema.names:
             raise SourceError(f"image_column {wanted!r} not in the table's columns {schema.names}",
@@ -207,18 +222,27 @@ def parquet_source(cfg: ShardsConfig) -> Iterator[SourceItem]:
             schema = pq.read_schema(file)
         except (pa.ArrowException, OSError) as exc:
             raise SourceError(f"{file} is not a readable Parquet file: {exc}") from exc
-        columns[file] = _image_column(schema, cfg.image_column)
+        columns[file] = find_image_column(schema, cfg.image_column)
     return _parquet_items(columns)
 
 
 def _parquet_items(columns: dict[Path, str]) -> Iterator[SourceItem]:
     for file, column in columns.items():
-        pf = pq.ParquetFile(file)
-        row_number = 0
-        for batch in pf.iter_batches(batch_size=256):
-            for row in batch.to_pylist():
-                yield _parquet_item(row, column, f"{file.name}#{row_number}")
-                row_number += 1
+        yield from table_items(pq.ParquetFile(file).iter_batches(batch_size=256), column, file.name)
+
+
+def table_items(batches: Iterable[pa.RecordBatch | pa.Table], column: str, name: str,
+                edit: Callable[[dict], None] | None = None) -> Iterator[SourceItem]:
+    """Rows of Arrow batches → items: the image from `column` (bytes, or a {bytes, path} struct), the other
+    columns as metadata; `edit` changes a row (as a dict) in place first (Hugging Face ClassLabel names).
+    A row without a path is named `<name>#<row number>`. Shared by Parquet files, the Hub and `datasets`."""
+    row_number = 0
+    for batch in batches:
+        for row in batch.to_pylist():
+            if edit is not None:
+                edit(row)
+            yield _parquet_item(row, column, f"{name}#{row_number}")
+            row_number += 1
 
 
 #: Fields the shard writer (write.py) sets in every sample's `.json` itself. A Parquet column of that name
@@ -247,11 +271,30 @@ def _parquet_item(row: dict, column: str, fallback: str) -> SourceItem:
     return SourceItem(source_path, bytes(cell), meta)
 
 
+def hf_source(cfg: ShardsConfig) -> Iterator[SourceItem]:
+    """Hugging Face datasets (pipeline/shards/hf.py, imported only when asked for)."""
+    from artlens.pipeline.shards.hf import hf_source as read
+
+    return read(cfg)
+
+
+def _is_hf(source) -> bool:
+    from artlens.pipeline.shards.hf import is_hf_source
+
+    return is_hf_source(source)
+
+
 SOURCES: dict[str, Callable[[ShardsConfig], Iterator[SourceItem]]] = {
     "folder": folder_source,
     "wikiart": wikiart_source,
     "parquet": parquet_source,
+    "hf": hf_source,
 }
+
+#: The default format (`folder`) reads these sources as the format named beside them instead.
+DETECTED: tuple[tuple[Callable[[object], bool], str], ...] = (
+    (_is_hf, "hf"),   # a datasets.Dataset, an hf:// URL, a folder in the Hub's layout (README.md + Parquet)
+)
 
 
 def get_source(name: str) -> Callable[[ShardsConfig], Iterator[SourceItem]]:
@@ -261,8 +304,15 @@ def get_source(name: str) -> Callable[[ShardsConfig], Iterator[SourceItem]]:
         raise SourceError(f"unknown format {name!r}; choose from {sorted(SOURCES)}", argument="format") from None
 
 
-def source_for(cfg: ShardsConfig) -> Iterator[SourceItem]:
-    if cfg.format == "folder" and Path(cfg.source).is_file() and cfg.source.endswith(".parquet"):
-        raise SourceError(f"{cfg.source} is a Parquet file: add `format` parquet", argument="format")
-    return get_source(cfg.format)(cfg)
+def source_format(cfg: ShardsConfig) -> str:
+    """The format a config reads: `format`, or for the default one, what DETECTED recognises."""
+    if cfg.format == "folder":
+        return next((name for detect, name in DETECTED if detect(cfg.source)), cfg.format)
+    return cfg.format
 
+
+def source_for(cfg: ShardsConfig) -> Iterator[SourceItem]:
+    fmt = source_format(cfg)
+    if fmt == "folder" and Path(cfg.source).is_file() and cfg.source.endswith(".parquet"):
+        raise SourceError(f"{cfg.source} is a Parquet file: add `format` parquet", argument="format")
+    return get_source(fmt)(cfg)

@@ -23,7 +23,8 @@ from artlens import __version__
 from artlens.errors import OutputExists
 from artlens.pipeline.shards.config import ShardsConfig
 from artlens.pipeline.imaging.decode import ImageRejected, decode_image, open_checked
-from artlens.pipeline.shards.sources import SourceItem, source_for
+from artlens.pipeline.shards.hf import describe_source
+from artlens.pipeline.shards.sources import SourceItem, source_for, source_format
 
 FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "GIF": "gif", "TIFF": "tif",
               "MPO": "jpg"}
@@ -154,7 +155,7 @@ def write_shards(cfg: ShardsConfig, items: Iterable[SourceItem] | None = None,
     stale = sorted(out.glob("[0-9][0-9][0-9][0-9][0-9].tar"))
     if stale:
         raise OutputExists(f"{out} already holds shards ({stale[0].name}, …); choose an empty `out`", argument="out")
-    manifest = ShardsManifest(source=str(cfg.source), format=cfg.format)
+    manifest = ShardsManifest(source=describe_source(cfg.source), format=source_format(cfg))  # the format detected
     writer, keys = ShardWriter(out, cfg.shard_size), KeyMaker()
     try:
         for item in tqdm(items, unit="img", desc="shards", disable=not cfg.progress):

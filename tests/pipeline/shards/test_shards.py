@@ -266,8 +266,8 @@ def test_csv_metadata_joins_on_relative_path_or_file_name(tmp_path):
         w.writerow(["elsewhere.jpg", "Not in the folder", "1"])
     shard(src, tmp_path / "out", metadata=str(tmp_path / "meta.csv"))
     table = by_source(read_back(tmp_path / "out")[1])
-    assert meta_of(table["a.jpg"]) == {"title": "Water Lilies", "year": "1919", "source_path": "a.jpg"}
-    assert meta_of(table["sub/b.png"]) == {"title": "Houses", "year": "1890", "source_path": "sub/b.png"}
+    assert meta_of(table["a.jpg"]) == {"title": "Water Lilies", "year": 1919, "source_path": "a.jpg"}
+    assert meta_of(table["sub/b.png"]) == {"title": "Houses", "year": 1890, "source_path": "sub/b.png"}
     assert meta_of(table["sub/c.jpg"])["title"] == "Olive Trees"
     assert meta_of(table["café au lait.jpg"])["title"] == "Café, au lait"
     assert meta_of(table["no-meta.jpg"]) == {"source_path": "no-meta.jpg"}
@@ -288,7 +288,7 @@ def test_jsonl_metadata_keeps_types_and_a_spreadsheet_bom_csv_still_joins(tmp_pa
                                          + "gogh/starry.jpg,1\n".encode())
     shard(src, tmp_path / "b", metadata=str(tmp_path / "excel.csv"))
     (sample,) = read_back(tmp_path / "b")[1]
-    assert meta_of(sample) == {"x": "1", "source_path": "gogh/starry.jpg"}
+    assert meta_of(sample) == {"x": 1, "source_path": "gogh/starry.jpg"}
 
 
 # ------------------------------------------------------------------ WikiArt (ArtGAN layout)
@@ -433,7 +433,7 @@ def test_missing_metadata_file(tmp_path, capsys):
 
 def test_unknown_format(tmp_path, capsys):
     put(tmp_path / "src", "a.jpg", imf.jpeg())
-    with pytest.raises(SourceError, match=r"unknown format 'tiffs'; choose from \['folder', 'parquet', 'wikiart'\]"):
+    with pytest.raises(SourceError, match=r"unknown format 'tiffs'; choose from \['folder', 'hf', 'parquet', 'wikiart'\]"):
         shard(tmp_path / "src", tmp_path / "out", format="tiffs")
     assert not (tmp_path / "out").exists()
     capsys.readouterr()
