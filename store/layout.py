@@ -1,8 +1,13 @@
 """Where every file of a store lives. Nothing outside `store/` builds a path into a store.
 
     STORE/
-      catalog.duckdb                      one row per table: model, weights, preprocessing, counts
-      tables/<table>/part-<shard>.parquet one embedding part per input shard (the commit marker)
+      catalog.duckdb                      one row per table: model, weights, preprocessing, counts (DuckDB
+                                          storage format v1.4.0: DuckDB 1.4 and later open it)
+      catalog.json                        the same rows, replaced at every catalog write: no DuckDB needed
+      tables/<table>/part-<shard>.parquet one embedding part per input shard (the commit marker); every part
+                                          of a table has the same columns and types (store/schema.py) and
+                                          carries the table's provenance in its key-value metadata
+      tables/<table>/.lock                the table's schema lock (flock), held by each commit
       tables/<table>/part-all.parquet     a key table's one part (no embeddings: `artlens dedup`'s groups),
                                           replaced whole by a rename
       failures/<table>/part-<shard>.parquet the samples of that shard that could not be embedded
@@ -74,6 +79,10 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 #: How much of each end of a local tar shard its id reads (besides its name and size).
 ID_EDGE_BYTES = 64 * 1024
 _IDS: dict[str, tuple[tuple, str]] = {}   # shard URL → ((inode, device, size, mtime), id): one read per file
+#: A folder's virtual shard (pipeline/shards/folder.py) is `FOLDER#artlens-chunk=<id>`, and names its own id: the
+#: hash of its files' relative paths, sizes and mtimes, so a moved folder keeps its ids and a changed file not.
+FOLDER_CHUNK = "#artlens-chunk="
+_CHUNK_ID = re.compile(r"folder-[0-9]{5,}-[0-9a-f]{16}")
 
 
 def _stem(name: str) -> str:
@@ -96,6 +105,9 @@ def shard_id(shard_url: str) -> str:
     hash of its URL (`legacy_shard_id`). Name + size + both ends, not a hash of the whole content: that
     would read every shard once more at every start (a full extra pass over the dataset); this reads
     128 KiB per shard, once per process (cached while the file's inode, size and mtime stay)."""
+    chunk = shard_url.rsplit(FOLDER_CHUNK, 1)[-1] if FOLDER_CHUNK in shard_url else ""
+    if _CHUNK_ID.fullmatch(chunk):
+        return chunk
     local = shard_url[len("file://"):] if shard_url.startswith("file://") else shard_url
     if "://" in local or not local.endswith(TAR_SUFFIXES):
         return legacy_shard_id(shard_url)
@@ -146,10 +158,16 @@ class StoreLayout:
     def push_catalog(self) -> None:
         if self.remote is not None:
             self.remote.push_catalog()
+            self.remote.push(self.catalog_json_path)  # (a missing one is skipped)
 
     @property
     def catalog_path(self) -> Path:
         return self.root / "catalog.duckdb"
+
+    @property
+    def catalog_json_path(self) -> Path:
+        """The catalog's DuckDB-free copy (store/catalog.py `write_json`), beside it."""
+        return self.root / "catalog.json"
 
     def table_dir(self, table: str) -> Path:
         return self.root / "tables" / check_table_name(table)

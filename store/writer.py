@@ -9,13 +9,15 @@ ends, so a moved shard keeps it); a part named by the id of earlier versions (th
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import time
 import warnings
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -25,11 +27,39 @@ from artlens.store.catalog import Catalog, CatalogError, TableEntry
 from artlens.store.errors import ArtlensWarning
 from artlens.store.layout import StoreLayout
 from artlens.store.parts import failures_table, rows_to_table, write_atomic
+from artlens.store.schema import CONFLICTS_KEY, conform, conform_parts, type_names, union
 
-CONFLICTS_KEY = "artlens.conflicts"
 #: Every part (and failures part) carries its table's description (`TableEntry.description`, JSON) under this
 #: key of its Parquet metadata: `artlens repair` rebuilds a lost catalog from the newest part.
 DESCRIPTION_KEY = "artlens"
+#: The provenance fields every part also carries as plain keys `artlens.<field>` of its Parquet metadata (so a
+#: copied table folder says which model, weights and preprocessing made its embeddings without parsing JSON).
+PROVENANCE_FIELDS = ("kind", "model", "model_ref", "pretrained", "checkpoint_sha256", "preprocess", "dim")
+#: The table's schema lock (`tables/<table>/.lock`, flock): commits of one table, from any process, one at a time.
+SCHEMA_LOCK = ".lock"
+
+
+def described(entry: TableEntry) -> dict[str, str]:
+    """The Parquet key-value metadata every part of `entry`'s table carries: the description (JSON) under
+    DESCRIPTION_KEY and each of PROVENANCE_FIELDS as `artlens.<field>` (text; '' for none)."""
+    meta = {DESCRIPTION_KEY: json.dumps(entry.description(), sort_keys=True)}
+    for name in PROVENANCE_FIELDS:
+        value = getattr(entry, name)
+        meta[f"{DESCRIPTION_KEY}.{name}"] = "" if value is None else str(value)
+    return meta
+
+
+@contextmanager
+def table_schema_lock(layout: StoreLayout, table: str) -> Iterator[None]:
+    """Hold the table's schema lock: its parts' schemas are read, widened and written by one process at a time."""
+    directory = layout.table_dir(table)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / SCHEMA_LOCK, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class TableWriter:
@@ -38,13 +68,18 @@ class TableWriter:
         self.layout.table_dir(entry.name)  # validates the name
         self.catalog = Catalog(self.layout.catalog_path)
         self.entry = self._open_entry(entry, overwrite)
-        self._described = {DESCRIPTION_KEY: json.dumps(self.entry.description(), sort_keys=True)}
+        self._described = described(self.entry)
         self._keys: dict[str, str] | None = None     # committed_keys(), once asked for
         self._key_parts: set[str] = set()
+        self._schemas: dict[str, pa.Schema] = {}     # part file name → its schema, each footer read once
         for tmp in self.layout.stale_temporaries(entry.name):
             tmp.unlink(missing_ok=True)
 
     def _open_entry(self, entry: TableEntry, overwrite: bool) -> TableEntry:
+        # Parts are looked for before the catalog is read: a part is written only after its table's entry,
+        # so parts seen first and no entry after means a lost entry; in the other order, another process
+        # (`--devices`) could put the entry and commit a part between the two looks, and that is no loss.
+        has_parts = bool(self.layout.parts(entry.name))
         existing = self.catalog.get(entry.name)
         if existing is None:  # DuckDB (and some file systems) match names ignoring case: `Art` would be `art`
             twin = next((e.name for e in self.catalog.entries()  # (the same name: another process made it meanwhile)
@@ -52,7 +87,6 @@ class TableWriter:
             if twin is not None:
                 raise CatalogError(f"table {entry.name!r} differs from the store's table {twin!r} only in case, "
                                    "and SQL names ignore case: use another `table` name", argument="table")
-        has_parts = bool(self.layout.parts(entry.name))
         if existing is not None and not overwrite:
             diff = existing.mismatches(entry)
             if diff:
@@ -122,17 +156,64 @@ class TableWriter:
         for old in self.layout.failures_paths(table, shard_url)[1:]:  # its name in earlier versions
             old.unlink(missing_ok=True)
         part, conflicts = rows_to_table(rows, vectors, self.entry.dim)
-        meta = {CONFLICTS_KEY: json.dumps(conflicts), **self._described}
         part_path = self.layout.part_path(table, shard_url)
         for old in self.layout.part_paths(table, shard_url):
             if old.exists() and not readable_part(old):
                 self._quarantine(old)  # a damaged part of this shard: kept aside, never read again
-        write_atomic(part, part_path, metadata=meta)
+        with table_schema_lock(self.layout, table):
+            known = self.part_schemas()
+            across: dict[str, str] = {}
+            target = union([*widest_first(known.values()), part.schema], across)
+            conflicts.update(across)
+            self._conform(target, across)  # earlier parts, when this one widens the table's schema
+            meta = {CONFLICTS_KEY: json.dumps(conflicts, sort_keys=True), **self._described}
+            write_atomic(conform(part, target), part_path, metadata=meta)
+            self._schemas[part_path.name] = target
         self.layout.push(fail_path, part_path)  # failures first: the embedding part is the commit
         if self._keys is not None:
             self._key_parts.add(part_path.name)
             self._keys.update((row["key"], shard_url) for row in rows)
         return conflicts
+
+    def remove_shard(self, shard_url: str) -> list[Path]:
+        """Remove a shard's committed part and failures part (an earlier version of a folder's virtual shard,
+        redone under its new id: pipeline/extract/run.py `retire_superseded`). Returns the files removed."""
+        table = self.entry.name
+        gone = [p for p in (*self.layout.part_paths(table, shard_url), *self.layout.failures_paths(table, shard_url))
+                if p.exists()]
+        for path in gone:
+            path.unlink(missing_ok=True)
+        if gone and self.layout.remote is not None:
+            self.layout.remote.delete(*gone)
+        if self._keys is not None:
+            self._keys = {k: s for k, s in self._keys.items() if s != shard_url}
+            self._key_parts -= {p.name for p in gone}
+        return gone
+
+    def part_schemas(self) -> dict[str, pa.Schema]:
+        """Part file name → schema of every readable committed part (each footer read once per writer: a part
+        another process rewrote since has a schema no wider than the newest part, which is read)."""
+        paths = self.layout.parts(self.entry.name)
+        names = {p.name for p in paths}
+        for gone in [n for n in self._schemas if n not in names]:
+            del self._schemas[gone]
+        for path in paths:
+            if path.name not in self._schemas:
+                try:
+                    self._schemas[path.name] = pq.read_schema(path)
+                except (OSError, pa.ArrowException):
+                    continue  # unreadable: its shard is redone; not part of the table
+        return self._schemas
+
+    def _conform(self, target: pa.Schema, conflicts: dict[str, str]) -> list[Path]:
+        """Rewrite the parts whose columns differ from `target` (under the schema lock); keep an index that
+        covers them current (only metadata columns change: its vectors and ids stay right)."""
+        parts = [self.layout.table_dir(self.entry.name) / n for n in sorted(self._schemas)]
+        rewritten = conform_parts(parts, target, conflicts, self._schemas)
+        if rewritten:
+            self.layout.push(*(p for p, _, _ in rewritten))
+            index_follows(self.layout, self.catalog, self.entry.name, rewritten)
+        return [p for p, _, _ in rewritten]
 
     def _quarantine(self, path: Path) -> Path:
         """Move a file of the store to quarantine/<time>/<its path in the store> (never read, never deleted)."""
@@ -155,6 +236,12 @@ class TableWriter:
     def finish(self) -> TableEntry:
         """Recount rows and failures from the committed parts and record schema conflicts."""
         name = self.entry.name
+        with table_schema_lock(self.layout, name):  # finish a widening a killed commit left half done
+            known = self.part_schemas()
+            across: dict[str, str] = {}
+            target = union(widest_first(known.values()), across)
+            self._conform(target, across)
+        self.entry.column_types = json.dumps(type_names(target) if known else {})
         parts, self.entry.rows = self._count(self.layout.parts(name))
         self.entry.parts = len(parts)
         _, self.entry.failures = self._count(self.layout.failure_parts(name))
@@ -215,17 +302,48 @@ def write_key_table(root: str | Path, entry: TableEntry, data: pa.Table) -> Tabl
         entry.created = existing.created
     for tmp in layout.stale_temporaries(entry.name):
         tmp.unlink(missing_ok=True)
-    described = {DESCRIPTION_KEY: json.dumps(entry.description(), sort_keys=True)}
-    write_atomic(data, path, metadata=described)
+    write_atomic(data, path, metadata=described(entry))
     layout.push(path)
     for other in layout.parts(entry.name):  # none but its own part (a key table has one)
         if other != path:
             other.unlink(missing_ok=True)
     entry.rows, entry.parts, entry.failures = data.num_rows, 1, 0
     entry.schema_conflicts = "{}"
+    entry.column_types = json.dumps(type_names(data.schema))
     catalog.put(entry)
     layout.push_catalog()
     return entry
+
+
+def widest_first(schemas) -> list[pa.Schema]:
+    """Schemas with the most columns first: a part already conformed then sets the union's column order."""
+    return sorted(schemas, key=len, reverse=True)
+
+
+def index_follows(layout: StoreLayout, catalog: Catalog, table: str, rewritten: list[tuple[Path, int, int]]
+                   ) -> None:
+    """Record the new sizes of rewritten parts in the table's index entry where it covered them as they were,
+    under the index lock (`indexes/<table>/.lock`, store/index.py), so the index does not turn stale."""
+    if not layout.index_dir(table).is_dir():
+        return
+    with open(layout.index_dir(table) / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            entry = catalog.get_index(table)
+            if entry is None:
+                return
+            covered = entry.covered()
+            changed = False
+            for path, before, after in rewritten:
+                if covered.get(path.name) == before:
+                    covered[path.name] = after
+                    changed = True
+            if changed:
+                entry.parts = json.dumps(covered)
+                catalog.put_index(entry)
+                layout.push_catalog()
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def readable_part(path: Path) -> bool:

@@ -9,8 +9,10 @@ def extract_args(p: argparse.ArgumentParser) -> None:
     from artlens.cli.args import default, model_arguments, option
     from artlens.pipeline.extract.config import DECODE_NAMES, ENGINE_NAMES, JPEG_DECODER_NAMES, ExtractConfig as C
 
-    p.add_argument("--shards", required=True, help="folder of .tar, brace pattern, glob, or list file")
-    p.add_argument("--store", required=True)
+    p.add_argument("source", nargs="?", metavar="SOURCE",
+                   help="a folder of images, read in place (or any --shards SPEC)")
+    p.add_argument("--shards", help="folder of .tar, brace pattern, glob, or list file; or a folder of images")
+    p.add_argument("--store", required=True, help="the store folder (or URL) to write the table into")
     p.add_argument("--table", required=True, help="table to write (with --models: the prefix of each table)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--models", help="several models over one decode, MODEL:PRETRAINED,...; one table "
@@ -39,6 +41,17 @@ def extract_args(p: argparse.ArgumentParser) -> None:
            help="refuse tar members declaring more bytes, unread (a failure row; default %(default)s = 512 MiB)")
     option(p, C, "overwrite", action="store_true", help="replace a table made with other settings")
     option(p, C, "strict", action="store_true", help="stop at the first failed sample")
+    option(p, C, "folder", action="store_const", const=True,
+           help="read SOURCE as a folder of images even if it holds .tar files (default: a directory without "
+                ".tar files at its top is one)")
+    option(p, C, "metadata", help="folder of images: CSV/JSONL joined on relative path or file name")
+    option(p, C, "metadata_encoding", help="folder of images: encoding of --metadata, e.g. latin-1, cp1252 "
+                                           "(default: by byte-order mark, else UTF-8)")
+    option(p, C, "metadata_types", action="append", metavar="COL=TYPE,...",
+           help="folder of images: force metadata column types (str, int, float, bool), e.g. rating=float; "
+                "repeatable")
+    option(p, C, "shard_size", type=int, help="folder of images: files per virtual shard, the unit of commit "
+                                              "and resume (default %(default)s)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -51,17 +64,22 @@ def extract_config(a: argparse.Namespace):
     from artlens.cli.args import default, model_spec
     from artlens.pipeline.extract.config import ExtractConfig
     from artlens.pipeline.extract.engines.devices import parse_devices
+    from artlens.errors import UserError
     from artlens.pipeline.models.spec import parse_models
 
+    if (a.source is None) == (a.shards is None):
+        raise UserError("name the input once: SOURCE (a folder of images) or --shards SPEC", argument="shards")
     spec = model_spec(a, default(ExtractConfig, "model"))
-    return ExtractConfig(shards=a.shards, store=a.store, table=a.table, model=spec,
+    return ExtractConfig(shards=a.shards or a.source, store=a.store, table=a.table, model=spec,
                          models=parse_models(a.models, spec) if a.models else (), batch_size=a.batch_size,
                          workers=a.workers, decode=a.decode, decode_threads=a.decode_threads,
                          jpeg_decoder=a.jpeg_decoder, max_pixels=a.max_pixels,
                          max_member_bytes=a.max_member_bytes, overwrite=a.overwrite,
                          strict=a.strict, progress=not a.no_progress, engine=a.engine,
                          devices=tuple(parse_devices(a.devices)) if a.devices else (), retries=a.retries,
-                         address=a.address, actors=a.actors)
+                         address=a.address, actors=a.actors, folder=a.folder, metadata=a.metadata,
+                         metadata_encoding=a.metadata_encoding, metadata_types=a.metadata_types,
+                         shard_size=a.shard_size)
 
 
 def extract_run(a: argparse.Namespace) -> int:

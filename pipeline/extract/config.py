@@ -1,12 +1,16 @@
 """`ExtractConfig`: the one config of `artlens extract`, shared by the CLI and the Python API."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from artlens.errors import UserError
 
 from artlens.pipeline.imaging.decode import DEFAULT_MAX_MEMBER_BYTES, DEFAULT_MAX_PIXELS
 from artlens.pipeline.models.spec import ModelSpec, table_slug
+from artlens.pipeline.shards.folder import DEFAULT_SHARD_SIZE, FolderSource, is_image_folder
+from artlens.pipeline.shards.metatypes import parse_types
 
 DECODE_NAMES = ("auto", "gpu", "cpu")
 JPEG_DECODER_NAMES = ("auto", "nvimgcodec", "torchvision")   # pipeline/imaging/gpu/decoders.py DECODERS
@@ -36,6 +40,12 @@ class ExtractConfig:
     retries: int = 1                     # rounds more for the shards a round did not commit (retry.py)
     address: str | None = None           # ray: the cluster to join (None: start a local Ray)
     actors: int | None = None            # ray: model actors (None: one per GPU, or 1)
+    # `shards` naming a folder of images (pipeline/shards/folder.py): read in place, cut into virtual shards
+    folder: bool | None = None           # None: a directory without .tar files at its top is such a folder
+    metadata: str | None = None          # folder: CSV/JSONL joined on relative path or file name
+    metadata_encoding: str | None = None  # folder: of `metadata` (default: by byte-order mark, else UTF-8)
+    metadata_types: Any = None           # folder: forced column types, as ShardsConfig's ("rating=float")
+    shard_size: int = DEFAULT_SHARD_SIZE  # folder: image files per virtual shard (the unit of commit and resume)
 
     def targets(self) -> list[tuple[str, ModelSpec]]:
         """(table, model) pairs: `table` itself for one model, `<table>_<model>_<weights>` for `models`."""
@@ -65,6 +75,29 @@ class ExtractConfig:
             raise UserError(f"max_member_bytes must be positive, got {self.max_member_bytes}",
                             argument="max_member_bytes")
         self._check_engine()
+        self._check_folder()
+
+    def folder_source(self) -> FolderSource | None:
+        """The folder of images `shards` names (a directory without .tar files at its top, or any directory with
+        `folder`), else None. Checked here, when a run starts, not in the config: `metadata` is for a folder,
+        and the ray engine reads tar shards."""
+        if self.folder and ("://" in self.shards or not os.path.isdir(self.shards)):
+            raise UserError(f"`folder`: {self.shards} is not a local directory", argument=("folder", "shards"))
+        if self.folder is False or (self.folder is None and not is_image_folder(self.shards)):
+            given = [n for n in ("metadata", "metadata_encoding", "metadata_types") if getattr(self, n)]
+            if given:
+                raise UserError(f"`{given[0]}` is for a folder of images; {self.shards} names tar shards, whose "
+                                "metadata is in their .json members", argument=given[0])
+            return None
+        if self.engine == "ray":
+            raise UserError("`engine` ray reads tar shards; extract a folder of images with the local engine "
+                            "(or make shards of it with `artlens shards`)", argument=("engine", "shards"))
+        return FolderSource(self.shards, self.shard_size, self.metadata, self.metadata_encoding, self.metadata_types)
+
+    def _check_folder(self) -> None:
+        object.__setattr__(self, "metadata_types", parse_types(self.metadata_types))
+        if self.shard_size < 1:
+            raise UserError(f"shard_size must be at least 1, got {self.shard_size}", argument="shard_size")
 
     def _check_engine(self) -> None:
         if self.engine not in ENGINE_NAMES:

@@ -4,8 +4,8 @@ Workers take whole shards from a shared counter (the next free shard, so no work
 still has two), and a batch never mixes shards: every shard's final batch is flagged `last`, and the
 commit loop (commit.py) commits a shard's part when it sees that flag.
 
-Stages, in order: tar members → samples → records → decoded images → pixels (one tensor per distinct
-preprocessing plan, so several models share one decode) → batches. With `jpeg_to_device`, JPEGs that nvJPEG
+Stages, in order: tar members (or a folder's files: pipeline/shards/folder.py) → samples → records → decoded
+images → pixels (one tensor per distinct preprocessing plan, so several models share one decode) → batches. With `jpeg_to_device`, JPEGs that nvJPEG
 can take are left undecoded for the main process, where pipeline/imaging/gpu/stage.py decodes them on the GPU (one
 CUDA context: worker processes with their own contexts would time-slice the GPU against the model); from a
 plain local tar only their place in the file is sent, from other shards their bytes.
@@ -24,6 +24,7 @@ from artlens.pipeline.imaging.decode import DEFAULT_MAX_MEMBER_BYTES, ImageRejec
 from artlens.pipeline.failures import Failure
 from artlens.pipeline.imaging.gpu.decoders import gpu_eligible
 from artlens.pipeline.shards.records import Record, RecordError, to_record
+from artlens.pipeline.shards.folder import FolderSource
 from artlens.pipeline.shards.tarsamples import iter_samples
 
 
@@ -63,11 +64,18 @@ class DecodeOptions:
     batch_size: int
     jpeg_to_device: bool = False  # ship eligible JPEGs undecoded, for nvJPEG in the main process
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES  # tar members declaring more are failure rows, never read
+    folder: FolderSource | None = None  # the shards are this folder's virtual shards (pipeline/shards/folder.py)
+
+    def samples(self, url: str, handler, max_member_bytes: int):
+        """The shard's raw samples: from the folder's chunk, else from the tar (the same samples either way)."""
+        read = self.folder.samples if self.folder is not None else iter_samples
+        return read(url, handler, max_member_bytes)
 
 
-def _records(url: str, failures: list[Failure],
-             max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES) -> Iterator[Record]:
-    for sample in iter_samples(url, failures.append, max_member_bytes):
+def _records(url: str, failures: list[Failure], max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+             opts: DecodeOptions | None = None) -> Iterator[Record]:
+    samples = opts.samples if opts is not None else iter_samples
+    for sample in samples(url, failures.append, max_member_bytes):
         try:
             yield to_record(sample)
         except RecordError as exc:
@@ -160,7 +168,7 @@ def shard_batches(url: str, plans: Sequence, opts: DecodeOptions) -> Iterator[Sh
     decoder, pending = _Decoder(plans, opts), []   # `pending` is the one list _records reports into
     held: ShardBatch | None = None
     try:
-        for chunk in _chunks(_records(url, pending, opts.max_member_bytes), opts.batch_size):
+        for chunk in _chunks(_records(url, pending, opts.max_member_bytes, opts), opts.batch_size):
             if held is not None:
                 yield held
             held = decoder.batch(chunk, url)

@@ -33,6 +33,7 @@ from artlens.pipeline.extract.summary import ExtractSummary
 from artlens.pipeline.imaging.gpu.stage import DeviceStage, claim_hardware_queues, in_order, kept_stream, used_here, warn_if_few_queues
 from artlens.pipeline.imaging.gpu.decoders import gpu_decode_available, jpeg_decoder
 from artlens.pipeline.models.load import LoadedModel, device_default, load_model
+from artlens.pipeline.shards.folder import FolderSource
 from artlens.pipeline.shards.spec import expand_shards
 
 
@@ -120,15 +121,17 @@ def prepared_batches(cfg: ExtractConfig, shards: list[str], plans: list, device:
     `gpu`, by the device stage (nvJPEG), with reading, decoding and the consumer overlapping."""
     batch_size = cfg.batch_size or device_default(device, "batch_size")
     opts = DecodeOptions(max_pixels=cfg.max_pixels, batch_size=batch_size, jpeg_to_device=gpu is not None,
-                         max_member_bytes=cfg.max_member_bytes)
+                         max_member_bytes=cfg.max_member_bytes, folder=cfg.folder_source())
     loader = batch_loader(shards, plans, opts, workers_for(cfg, gpu is not None), pin_memory=device.type == "cuda")
     stage = DeviceStage(plans, torch.device(gpu), cfg.max_pixels, cfg.jpeg_decoder) if gpu else None
     return in_order(loader, stage, cfg.decode_threads)
 
 
 def selected_shards(cfg: ExtractConfig) -> list[str]:
-    """The shard URLs of the config, in order, restricted to `only` when it is set."""
-    urls = expand_shards(cfg.shards)
+    """The shard URLs of the config, in order (a folder of images: its virtual shards), restricted to `only`
+    when it is set."""
+    folder = cfg.folder_source()
+    urls = folder.shards() if folder is not None else expand_shards(cfg.shards)
     if cfg.only:
         wanted = set(cfg.only)
         urls = [u for u in urls if u in wanted]
@@ -150,12 +153,32 @@ def pending_shards(urls: list[str], targets: list[Target]) -> list[str]:
     return [u for u in distinct_shards(urls) if any(u not in t.out.done for t in targets)]
 
 
+def retire_superseded(folder: FolderSource, todo: list[str], targets: list[Target]) -> int:
+    """Remove the earlier versions of a folder's virtual shards that this run redoes: the committed virtual shards
+    of the same folder (its path) that are no longer among its current ones and hold keys of a shard to do (a
+    file changed, was added or removed), so the redone rows replace theirs instead of becoming `duplicate_key`
+    failures. Tar shards and other folders' shards are never removed. Returns the shards removed."""
+    current = set(folder.current_ids())
+    wanted = {f.key for url in todo for f in folder.files_of(url)}
+    removed = 0
+    for target in targets:
+        held = target.out.writer.committed_keys()
+        stale = {shard for key, shard in held.items() if key in wanted and folder.owns(shard)
+                 and shard_id(shard) not in current}
+        for shard in sorted(stale):
+            target.out.writer.remove_shard(shard)
+            removed += 1
+    return removed
+
+
 def run_extract(cfg: ExtractConfig, loaded: LoadedModel | list[LoadedModel] | None = None) -> ExtractSummary:
     """Extract in this process (the local engine without `devices`); `loaded`: models already loaded."""
     urls = selected_shards(cfg)
     claim_hardware_queues()  # before the models are loaded: CUDA reads it when it starts
     targets, plans = open_targets(cfg, loaded)
     todo = pending_shards(urls, targets)
+    if (folder := cfg.folder_source()) is not None:
+        retire_superseded(folder, todo, targets)
     summary = ExtractSummary(table=", ".join(t.table for t in targets), shards=len(urls),
                              shards_skipped=len(urls) - len(todo))
     gpu = decode_device(cfg, [t.loaded for t in targets])
@@ -166,7 +189,8 @@ def run_extract(cfg: ExtractConfig, loaded: LoadedModel | list[LoadedModel] | No
     start = time.perf_counter()
     tables = [t.out for t in targets]
     if todo:
-        bar = tqdm(total=expected_images(todo), unit="img", desc=f"extract {summary.table}",
+        total = sum(len(folder.files_of(u)) for u in todo) if folder is not None else expected_images(todo)
+        bar = tqdm(total=total, unit="img", desc=f"extract {summary.table}",
                    disable=not cfg.progress, smoothing=0.1)
         with bar:
             rounds = LocalRound(cfg, targets, plans, gpu, summary, bar, start)
