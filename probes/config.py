@@ -29,8 +29,42 @@ class ConfigError(UserError):
     """Probe options that are unknown, missing or do not fit together (the message names them as `name=`)."""
 
 
+def field_help(config: type) -> dict[str, str]:
+    """Each option's description, from the `Options:` section of the docstrings of `config` and its bases
+    (`name: text`, continuation lines indented deeper); a subclass's text wins. The CLI's `artlens probe KIND
+    --help` is generated from it, and a test requires one for every field of every registered probe."""
+    found: dict[str, str] = {}
+    for cls in reversed(config.__mro__):
+        lines = (cls.__dict__.get("__doc__") or "").expandtabs().splitlines()
+        start = next((i for i, line in enumerate(lines) if line.strip() == "Options:"), None)
+        if start is None:
+            continue
+        name, indent = None, None
+        for line in lines[start + 1:]:
+            if not line.strip():
+                continue
+            depth = len(line) - len(line.lstrip())
+            head, sep, text = line.strip().partition(":")
+            if indent is None:
+                indent = depth
+            if depth < indent:
+                break
+            if depth == indent and sep and head.isidentifier():
+                name = head
+                found[name] = text.strip()
+            elif name is not None:
+                found[name] = f"{found[name]} {line.strip()}"
+    return found
+
+
 @dataclass(frozen=True)
 class ProbeConfig:
+    """Options:
+        table: the table of embeddings the probe reads
+        seed: random seed of folds, resamples and permutations
+        where: one SQL expression over the table's columns that keeps rows, e.g. "style = 'Baroque'"
+        n_boot: bootstrap resamples of each 95% interval (at least 40)
+    """
     table: str
     seed: int = 0
     where: str | None = None          # SQL filter on the table's columns

@@ -57,6 +57,18 @@ DEFORMATION_KIND = "deformation"
 
 @dataclass(frozen=True)
 class Config(ProbeConfig):
+    """Options:
+        deformed: the deformation table (default: <table>_deformed, made by `artlens perturb`)
+        label: a clean-table column for label stability (linear probe)
+        group: clean-table columns: folds and bootstrap clusters (e.g. artist)
+        texts: a text table for zero-shot label stability (same model)
+        folds: cross-validation folds of the detectability and label classifiers
+        C: the logistic regressions' C
+        min_count: the fewest rows a label class needs to be kept
+        ratings_table: a table with human ratings, embedded by the same model
+        ratings_column: the rating column of ratings_table
+        permutations: permutations of the ratings correlation's p-value
+    """
     deformed: str = ""                     # deformation table (default: <table>_deformed)
     label: str | None = None               # clean-table column for label stability (linear probe)
     group: tuple[str, ...] = ()            # clean-table columns: folds and bootstrap clusters (e.g. artist)

@@ -44,6 +44,14 @@ BLOCK = 512  # query rows per similarity block
 
 @dataclass(frozen=True)
 class Config(ProbeConfig):
+    """Options:
+        labels: the label columns, each scored on its own
+        label: a single label, same as labels=(label,)
+        k: neighbours that vote (cosine, leave-one-out)
+        min_count: the fewest rows a class needs to be kept
+        group: group columns (union: rows sharing a value in any are one group); a row's own group is never
+            its neighbour, and the intervals resample whole groups
+    """
     labels: tuple[str, ...] = ()
     label: str = ""                   # a single label, same as labels=(label,)
     k: int = 10

@@ -51,6 +51,18 @@ NAME = "linear"
 
 @dataclass(frozen=True)
 class Config(ProbeConfig):
+    """Options:
+        label: the column to predict (its classes)
+        group: split/bootstrap groups: rows sharing a value in any of these columns stay on one side of every
+            fold and are resampled together (e.g. artist, dup_group)
+        nuisance: columns a nuisance model sees (its majority class per combination), to compare against
+        test_table: fit on `table`, score on this table too (no refitting)
+        test_group: the test table's group columns (default: `group`, where it has them)
+        folds: outer cross-validation folds
+        inner_folds: inner folds of the C sweep on each training fold
+        min_count: the fewest rows a class needs to be kept
+        Cs: the logistic regression's C grid (one value: no sweep)
+    """
     label: str = ""
     group: tuple[str, ...] = ()       # split/bootstrap groups: rows sharing a value in any of these columns
     nuisance: tuple[str, ...] = ()    # columns a nuisance model sees (its majority class per combination)

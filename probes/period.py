@@ -64,6 +64,20 @@ EXAMPLES = 20
 
 @dataclass(frozen=True)
 class Config(ProbeConfig):
+    """Options:
+        column: the column of period strings ('XV century', '1701 to 1725', 'c. 1810', ...)
+        group: split/bootstrap groups: rows sharing a value in any of these columns stay on one side of every
+            fold and are resampled together
+        nuisance: columns a nuisance model sees (majority century / mean year per value)
+        test_table: fit on `table`, score on this table too (no refitting)
+        test_group: the test table's group columns (default: `group`, where it has them)
+        folds: outer cross-validation folds
+        inner_folds: inner folds of the C and alpha sweeps on each training fold
+        min_count: the fewest rows a century needs to be kept
+        Cs: the century classifier's C grid
+        alphas: the year regression's alpha grid
+        present: the year 'present' / a century in progress ends at
+    """
     column: str = "period"
     group: tuple[str, ...] = ()       # split/bootstrap groups: rows sharing a value in any of these columns
     nuisance: tuple[str, ...] = ()    # columns a nuisance model sees (majority century / mean year per value)

@@ -65,6 +65,17 @@ SCATTER_CAP = 2000
 
 @dataclass(frozen=True)
 class Config(ProbeConfig):
+    """Options:
+        target: the numeric column to predict (ridge regression)
+        group: split/bootstrap groups: rows sharing a value in any of these columns stay on one side of every
+            fold and are resampled together
+        nuisance: columns a nuisance model sees (its mean target per combination), to compare against
+        test_table: fit on `table`, score on this table too (no refitting)
+        test_group: the test table's group columns (default: `group`, where it has them)
+        folds: outer cross-validation folds
+        inner_folds: inner folds of the alpha sweep on each training fold
+        alphas: the ridge regression's alpha grid (one value: no sweep)
+    """
     target: str = ""
     group: tuple[str, ...] = ()       # split/bootstrap groups: rows sharing a value in any of these columns
     nuisance: tuple[str, ...] = ()    # columns a nuisance model sees (its mean target per combination)

@@ -57,6 +57,13 @@ CI_CAP_ROWS, CI_CAP_RESAMPLES = 500, 200
 
 @dataclass(frozen=True)
 class Config(ProbeConfig):
+    """Options:
+        label: the column whose distances are compared with the embedding distances
+        metric: the label distance: auto (by the column's values), categorical (0/1) or absolute (|a - b|)
+        permutations: Mantel test permutations of the p-value
+        max_rows: rows sampled at most (pairs grow with the square of rows)
+        group: group columns: within-group pairs left out, whole groups permuted and resampled
+    """
     label: str = ""
     metric: str = "auto"
     permutations: int = 1000

@@ -96,6 +96,21 @@ MAX_POINTS = 3000
 
 @dataclass(frozen=True)
 class Config(ProbeConfig):
+    """Options:
+        against: the other set: a table of the same dim (exactly one of against and sets)
+        sets: a two-valued column of `table`: its values are the two sets (set A: the first in sorted order)
+        group: group columns: rows sharing a value in any are one group, kept on one side of every fold and
+            resampled together
+        holdout_by: a column of set A (e.g. generative_model): also score each of its values held out
+        test_table: a transfer: fit once, score on this table too (with against: also test_against)
+        test_against: the transfer's other set (with against)
+        pcs: principal components of the `pcs_*` classifier (0: none)
+        umap: also compute a 2-D UMAP of both sets (needs umap-learn): true or false
+        folds: outer cross-validation folds
+        inner_folds: inner folds of the C sweep on each training fold
+        Cs: the logistic regression's C grid (one value: no sweep)
+        nuisance: columns a nuisance model sees (set A's balanced share per value)
+    """
     against: str | None = None
     sets: str | None = None                 # a two-valued column of `table`: its values are the two sets
     group: tuple[str, ...] = ()

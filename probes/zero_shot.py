@@ -35,6 +35,10 @@ NAME = "zero-shot"
 
 @dataclass(frozen=True)
 class Config(ProbeConfig):
+    """Options:
+        label: the column of `table` whose values are matched against the text table's labels (compared as text)
+        texts: the text table of the prompts (made by `artlens texts`, same model and weights as `table`)
+    """
     label: str = ""
     texts: str = ""
 

@@ -8,7 +8,7 @@ def dedup_args(p: argparse.ArgumentParser) -> None:
     from artlens.cli.args import option
     from artlens.pipeline.dedup import METHODS, DedupConfig as C
 
-    p.add_argument("--store", required=True)
+    p.add_argument("--store", required=True, help="the store folder (or URL)")
     p.add_argument("--table", required=True, help="table of embeddings whose rows are grouped (writes TABLE_dups)")
     option(p, C, "threshold", type=float,
            help="cosine similarity in (0, 1] at which two rows are near-duplicates (default %(default)s); groups "

@@ -5,12 +5,15 @@ the shards the run covered (see the `failures` view); 2 bad arguments or input t
 `UserError`: one line, its arguments named by their flags); 4 no space left on the device (or the disk quota
 is exhausted): one line naming the file, wherever it was raised (the commit thread, DuckDB, pyarrow), and the
 same command resumes once space is freed; 1 any other error, a bug or a broken environment (one line; the
-traceback with -v); 130 interrupted.
+traceback with -v); 130 interrupted; 141 standard output was closed early (`artlens sql ... | head`: quietly, as
+a command killed by SIGPIPE).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import os
 import sys
 import traceback
 import warnings
@@ -18,12 +21,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from artlens.cli import dedup, extract, interpret, perturb, probe, query, repair, shards, tables
-from artlens.cli.args import flag
+from artlens.cli.args import flag, progress_flags, show_progress
 
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_NO_SPACE = 4
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,16 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+
+
+def _late(module: str, name: str) -> Callable:
+    """A command function of a module imported when it is called (`artlens --help` lists the command even
+    before its module loads)."""
+    def call(*args):
+        return getattr(importlib.import_module(f"artlens.cli.{module}"), name)(*args)
+
+    call.__name__ = name
+    return call
 
 
 COMMANDS: dict[str, Command] = {
@@ -61,6 +75,13 @@ COMMANDS: dict[str, Command] = {
                      interpret.guide_run),
     "repair": Command("rebuild a store's catalog from its parts, move unreadable parts aside, recount rows",
                       repair.repair_args, repair.repair_run),
+    "tables": Command("list a store's tables with rows, model, kind, dim and parent", tables.tables_args,
+                      tables.tables_run),
+    "models": Command("list open_clip models and pretrained tags, and whether their weights are in the local "
+                      "cache",
+                      _late("models", "models_args"), _late("models", "models_run")),
+    "results": Command("one table of every probe result in a store (metric, value, interval, baseline, n, model)",
+                       _late("results", "results_args"), _late("results", "results_run")),
 }
 
 
@@ -78,6 +99,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=command.help, description=command.help)
         if chosen in (None, name):
             command.add_arguments(p)
+            if "--no-progress" in p._option_string_actions or "--progress" in p._option_string_actions:
+                progress_flags(p)  # --progress beside every --no-progress, both with their help
     return parser
 
 
@@ -118,11 +141,26 @@ def _show_artlens_warnings(command: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `artlens` command; a reader of standard output that goes away (`| head`) ends it quietly."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is caught here
+        return code
+    except BrokenPipeError:
+        try:  # Python flushes stdout again at exit: point it at devnull so that finds nothing to complain of
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args, extra = build_parser(argv).parse_known_args(argv)
-    if extra and args.command != "probe":  # only probe options are generated per probe
-        build_parser(argv).parse_args(argv)  # reports the unknown arguments and exits 2
-    args._extra = extra
+    args = build_parser(argv).parse_args(argv)  # probe options too: generated per probe (cli/probe.py)
+    args._extra = []
+    if hasattr(args, "no_progress"):  # bars only on a terminal, unless --progress / --no-progress says
+        args.no_progress = not show_progress(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
     from artlens.errors import UserError, disk_full  # after parsing: `artlens --help` stays free of DuckDB
@@ -140,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"artlens {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise  # standard output closed early: `main` ends quietly
     except Exception as exc:  # noqa: BLE001 - every other error is reported, not raised at the user
         full = disk_full(exc)
         if full is not None:

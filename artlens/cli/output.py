@@ -1,10 +1,13 @@
-"""Write a pyarrow.Table of query results as a terminal table, CSV, JSON lines or Parquet.
+"""Write a pyarrow.Table of query results as a terminal table, CSV, JSON, JSON Lines or Parquet.
 
-JSON lines are strict JSON (RFC 8259), one object per row: NaN and ±infinity, which JSON cannot hold, are
-written as null.
+`json` is one JSON document, an array of row objects; `jsonl` is JSON Lines, one object per line. Both are
+strict JSON (RFC 8259): NaN and ±infinity, which JSON cannot hold, are written as null. `table` shows at most
+`max_rows` rows (0: all; the flags: artlens/cli/args.py `output_arguments`), and says on standard error how
+many it left out.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -17,7 +20,15 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from artlens.cli.args import DEFAULT_MAX_ROWS
 from artlens.errors import UserError
+
+
+def _write(out, text: str, chunk: int = 1 << 16) -> None:
+    """Write in pieces: a closed pipe (`| head`) then raises BrokenPipeError at the next piece, which the CLI
+    turns into a quiet exit 141, where one huge write can lose the rest without a word."""
+    for start in range(0, len(text), chunk):
+        out.write(text[start:start + chunk])
 
 
 def _flatten_lists(table: pa.Table) -> pa.Table:
@@ -29,15 +40,24 @@ def _flatten_lists(table: pa.Table) -> pa.Table:
     return table
 
 
-def _table(table: pa.Table, out) -> None:
-    rel = duckdb.from_arrow(table)
-    out.write(str(rel) if table.num_rows else f"(0 rows) columns: {', '.join(table.column_names)}\n")
+def _table(table: pa.Table, out, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+    if not table.num_rows:
+        out.write(f"(0 rows) columns: {', '.join(table.column_names)}\n")
+        return
+    shown = table.num_rows if not max_rows else min(max_rows, table.num_rows)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):  # DuckDB's box rendering, printed through Python's stdout
+        duckdb.from_arrow(table).show(max_rows=max(shown, 1))
+    _write(out, buf.getvalue())
+    if shown < table.num_rows:
+        print(f"artlens: {table.num_rows - shown:,} of {table.num_rows:,} rows not shown; --max-rows 0 shows "
+              "all (or --format csv/jsonl)", file=sys.stderr)
 
 
-def _csv(table: pa.Table, out) -> None:
+def _csv(table: pa.Table, out, max_rows: int = 0) -> None:
     buf = io.BytesIO()
     pacsv.write_csv(_flatten_lists(table), buf)
-    out.write(buf.getvalue().decode())
+    _write(out, buf.getvalue().decode())
 
 
 def _finite(value):
@@ -51,12 +71,26 @@ def _finite(value):
     return value
 
 
-def _json(table: pa.Table, out) -> None:
+def _dumps(value) -> str:
+    return json.dumps(_finite(value), default=str, ensure_ascii=False, allow_nan=False)
+
+
+def _json(table: pa.Table, out, max_rows: int = 0) -> None:
+    """One JSON document: an array of row objects, one row a line (`[]` for no rows)."""
+    rows = table.to_pylist()
+    if not rows:
+        out.write("[]\n")
+        return
+    _write(out, "[\n" + ",\n".join(_dumps(row) for row in rows) + "\n]\n")
+
+
+def _jsonl(table: pa.Table, out, max_rows: int = 0) -> None:
     for row in table.to_pylist():
-        out.write(json.dumps(_finite(row), default=str, ensure_ascii=False, allow_nan=False) + "\n")
+        out.write(_dumps(row) + "\n")
 
 
-FORMATS: dict[str, Callable[[pa.Table, object], None]] = {"table": _table, "csv": _csv, "json": _json}
+#: Text formats: (table, stream, max_rows) → written; `parquet` (a file) is handled by `write_result`.
+FORMATS: dict[str, Callable[..., None]] = {"table": _table, "csv": _csv, "json": _json, "jsonl": _jsonl}
 
 
 def output_file(out: str) -> Path:
@@ -73,7 +107,7 @@ def output_file(out: str) -> Path:
     return path
 
 
-def write_result(table: pa.Table, fmt: str, out: str | None = None) -> None:
+def write_result(table: pa.Table, fmt: str, out: str | None = None, max_rows: int = DEFAULT_MAX_ROWS) -> None:
     if fmt == "parquet":
         if not out:
             raise UserError("--format parquet needs --out FILE")
@@ -84,6 +118,6 @@ def write_result(table: pa.Table, fmt: str, out: str | None = None) -> None:
     if out:
         output_file(out)
         with open(Path(out), "w", encoding="utf-8") as fh:
-            FORMATS[fmt](table, fh)
+            FORMATS[fmt](table, fh, max_rows)
     else:
-        FORMATS[fmt](table, sys.stdout)
+        FORMATS[fmt](table, sys.stdout, max_rows)

@@ -10,7 +10,7 @@ def perturb_args(p: argparse.ArgumentParser) -> None:
     from artlens.pipeline.perturb.run import PerturbConfig as C
 
     p.add_argument("--shards", required=True, help="the shards the clean table was extracted from (any SPEC)")
-    p.add_argument("--store", required=True)
+    p.add_argument("--store", required=True, help="the store folder (or URL) of the clean table")
     p.add_argument("--table", required=True, help="the clean image table (its model and weights are used)")
     option(p, C, "suite", help="bundled deformation suite (default) or a YAML path")
     option(p, C, "out_table", help="deformation table to write (default: TABLE_deformed)")
@@ -18,10 +18,10 @@ def perturb_args(p: argparse.ArgumentParser) -> None:
     option(p, C, "save_examples", type=int, metavar="N",
            help="write a contact sheet PNG for each of the first N paintings")
     option(p, C, "examples_dir", help="folder for the contact sheets (default: STORE/results/examples/OUT)")
-    option(p, C, "batch_size", type=int)
+    option(p, C, "batch_size", type=int, help="images per batch (default %(default)s)")
     model_arguments(p, defaults(C), ("device",))
     option(p, C, "workers", type=int, help="deformation worker processes (0: in-process)")
-    option(p, C, "max_pixels", type=int)
+    option(p, C, "max_pixels", type=int, help="refuse images with more pixels (decompression bombs)")
     model_arguments(p, defaults(C), ("cache_dir",))
     option(p, C, "overwrite", action="store_true", help="replace a deformation table made otherwise")
     option(p, C, "retries", type=int, help="rounds more for the shards a round did not commit (default %(default)s)")

@@ -6,10 +6,39 @@ import argparse
 
 # ------------------------------------------------------------------ sql
 def sql_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("query")
-    p.add_argument("--store", required=True)
-    p.add_argument("--format", default="table", choices=["table", "csv", "json", "parquet"])
-    p.add_argument("--out", help="write to FILE instead of standard output")
+    from artlens.cli.args import output_arguments
+
+    p.add_argument("query", nargs="?", help="the SQL query; '-' reads it from standard input (or use --file)")
+    p.add_argument("-f", "--file", help="read the query from this file ('-': standard input)")
+    p.add_argument("--store", required=True, help="the store folder (or URL) whose tables the query reads")
+    output_arguments(p)
+
+
+def sql_text(a: argparse.Namespace, stdin=None) -> str:
+    """The query: the positional, or `--file PATH`, or standard input for `-` (either way); exactly one."""
+    import sys
+
+    from artlens.errors import UserError
+
+    if (a.query is None) == (a.file is None):
+        raise UserError("give the query as an argument or as `file` (or '-' for standard input), not both"
+                        if a.query is not None else "no query: give one as an argument, or `file` PATH, or '-' "
+                        "to read standard input", argument="file")
+    source = a.file if a.file is not None else a.query
+    if source == "-":
+        text = (stdin or sys.stdin).read()
+    elif a.file is not None:
+        try:
+            text = open(source, encoding="utf-8").read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read the query of `file` {source!r}: {exc.strerror or exc}",
+                            argument="file") from None
+    else:
+        text = source
+    if not text.strip():
+        raise UserError(f"the query {'of `file` ' + repr(source) + ' ' if a.file not in (None, '-') else ''}is empty",
+                        argument="file" if a.file is not None else None)
+    return text
 
 
 def sql_run(a: argparse.Namespace) -> int:
@@ -17,8 +46,9 @@ def sql_run(a: argparse.Namespace) -> int:
 
     from artlens.cli.output import write_result
 
+    query = sql_text(a)
     with store.open(a.store) as s:
-        write_result(s.sql(a.query), a.format, a.out)
+        write_result(s.sql(query), a.format, a.out, a.max_rows)
     return 0
 
 
@@ -27,8 +57,8 @@ def index_args(p: argparse.ArgumentParser) -> None:
     from artlens.cli.args import option
     from artlens.store.index import IndexConfig as C
 
-    p.add_argument("--store", required=True)
-    p.add_argument("--table", required=True)
+    p.add_argument("--store", required=True, help="the store folder (or URL)")
+    p.add_argument("--table", required=True, help="the table of embeddings to index")
     option(p, C, "kind", help="auto, flat, hnsw, ivfpq, or any FAISS factory string")
     option(p, C, "max_memory", help="memory budget for the index (auto chooses by it)")
     option(p, C, "recall_queries", type=int, help="queries for the recall measurement")
@@ -56,18 +86,19 @@ def index_run(a: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ neighbors
 def neighbors_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", required=True)
-    p.add_argument("--table", required=True)
+    from artlens.cli.args import output_arguments
+
+    p.add_argument("--store", required=True, help="the store folder (or URL)")
+    p.add_argument("--table", required=True, help="the table of embeddings to search")
     query = p.add_mutually_exclusive_group(required=True)
     query.add_argument("--key", help="a row of the table (excluded from its own results)")
     query.add_argument("--text", help="words, encoded with the table's own model")
     query.add_argument("--image", help="an image file, encoded with the table's own model")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=int, default=10, help="neighbours to return (default: 10)")
     p.add_argument("--where", help="one SQL expression over the table's columns, e.g. \"style = 'Baroque'\"; "
                                    "subqueries may read the store's tables, no other files")
-    p.add_argument("--format", default="table", choices=["table", "csv", "json", "parquet"])
-    p.add_argument("--out")
-    p.add_argument("--device", default="auto")
+    output_arguments(p)
+    p.add_argument("--device", default="auto", help="device of the text or image encoder: auto, cpu, cuda or cuda:N")
 
 
 def neighbors_run(a: argparse.Namespace) -> int:
@@ -76,5 +107,5 @@ def neighbors_run(a: argparse.Namespace) -> int:
 
     result = neighbors(a.store, a.table, key=a.key, text=a.text, image=a.image, k=a.k, where=a.where,
                        device=a.device)
-    write_result(result, a.format, a.out)
+    write_result(result, a.format, a.out, a.max_rows)
     return 0

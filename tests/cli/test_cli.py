@@ -56,7 +56,7 @@ def test_sql_output_formats(tmp_path, capsys):
     assert main(["sql", "--store", str(tmp_path / "st"), q, "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["key"] for r in rows] == ["a", "b"] and len(json.loads(rows[0]["embedding"])) == 32
-    assert main(["sql", "--store", str(tmp_path / "st"), q, "--format", "json"]) == 0
+    assert main(["sql", "--store", str(tmp_path / "st"), q, "--format", "jsonl"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["width"] for r in lines] == [96, 64]
     out = tmp_path / "r.parquet"
@@ -74,6 +74,6 @@ def test_sample_command_writes_labelled_shards(tmp_path, capsys):
     assert main(extract_args(tmp_path / "sample", tmp_path / "st")) == 0
     capsys.readouterr()
     main(["sql", "--store", str(tmp_path / "st"), "SELECT count(DISTINCT style) s, count(*) n FROM t",
-          "--format", "json"])
+          "--format", "jsonl"])
     counts = json.loads(capsys.readouterr().out)
     assert counts["n"] == 12 and counts["s"] >= 3

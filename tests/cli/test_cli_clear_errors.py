@@ -159,7 +159,7 @@ def _strict(text: str):
 def test_sql_json_writes_null_for_nan_and_infinity(vec_store, capsys):
     query = ("SELECT key, 'nan'::DOUBLE AS x, CASE WHEN key = 'a' THEN 'inf'::DOUBLE ELSE -1.5 END AS y, "
              "['-inf'::DOUBLE, 2.0] AS l, {'v': 'nan'::DOUBLE} AS s FROM vec ORDER BY key")
-    assert main(["sql", "--store", str(vec_store), query, "--format", "json"]) == 0
+    assert main(["sql", "--store", str(vec_store), query, "--format", "jsonl"]) == 0
     out = capsys.readouterr().out
     assert "NaN" not in out and "Infinity" not in out
     rows = [_strict(line) for line in out.splitlines()]

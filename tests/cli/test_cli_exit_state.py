@@ -32,7 +32,7 @@ def test_a_resumed_run_over_failed_samples_exits_3_with_the_count(tmp_path, caps
 
     # the command the line prints lists exactly that failure
     assert main(["sql", "--store", str(store), "SELECT * FROM failures WHERE \"table\" = 't'", "--format",
-                 "json"]) == 0
+                 "jsonl"]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [(r["key"], r["table"]) for r in rows] == [("b", "t")]
 

@@ -58,7 +58,7 @@ def test_neighbors_with_parts_the_index_lacks(readonly_store, capsys):
     root = readonly_store
     before = _files(root)
     assert main(["neighbors", "--store", str(root), "--table", "t", "--key", "k001", "-k", "3",
-                 "--format", "json"]) == 0
+                 "--format", "jsonl"]) == 0
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 3 and captured.err == ""
     with store.open(root) as s:  # the new part is searched (the index is brought up to date in memory)
@@ -69,7 +69,7 @@ def test_neighbors_with_parts_the_index_lacks(readonly_store, capsys):
 
 
 def test_sql(readonly_store, capsys):
-    assert main(["sql", "--store", str(readonly_store), "SELECT count(*) AS n FROM t", "--format", "json"]) == 0
+    assert main(["sql", "--store", str(readonly_store), "SELECT count(*) AS n FROM t", "--format", "jsonl"]) == 0
     assert json.loads(capsys.readouterr().out) == {"n": 91}
 
 

@@ -140,7 +140,7 @@ def test_store_in_a_bucket_extract_query_and_resume_from_another_machine(bucket,
     query = run("m3", "sql", "--store", store_url, "--format", "csv",
                 "SELECT count(*) AS n, count(DISTINCT key) AS d FROM t")
     assert query.returncode == 0 and f"{ROWS},{ROWS}" in query.stdout, query.stdout + query.stderr[-2000:]
-    embeddings = run("m4", "sql", "--store", store_url, "--format", "json", "SELECT key, embedding FROM t ORDER BY key")
+    embeddings = run("m4", "sql", "--store", store_url, "--format", "jsonl", "SELECT key, embedding FROM t ORDER BY key")
     import json
     got = [json.loads(line) for line in embeddings.stdout.splitlines() if line.strip()]
     disk, _, _ = rows(tmp_path / "disk")

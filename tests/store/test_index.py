@@ -173,7 +173,7 @@ def test_cli_index_and_neighbors_by_key_text_and_image(tmp_path, capsys, paintin
     assert main(["index", "--store", str(tmp_path / "st"), "--table", "t", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "flat (Flat), 6 rows" in out and "10-recall@10 against exact search on 6 sampled queries: 1.0000" in out
-    base = ["neighbors", "--store", str(tmp_path / "st"), "--table", "t", "-k", "3", "--format", "json"]
+    base = ["neighbors", "--store", str(tmp_path / "st"), "--table", "t", "-k", "3", "--format", "jsonl"]
     assert main(base + ["--key", "p0"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 3 and "p0" not in [r["key"] for r in rows] and rows[0]["rank"] == 1

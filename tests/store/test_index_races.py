@@ -76,7 +76,7 @@ def assert_consistent(root: Path) -> None:
     assert not [n for n in left if n.startswith(".tmp-")], left
     assert len({n.split(".")[0] for n in left if not n.startswith(".")}) <= 2, left  # current + previous
     assert main(["neighbors", "--store", str(root), "--table", "t", "--key", "v00000001", "-k", "3",
-                 "--format", "json"]) == 0
+                 "--format", "jsonl"]) == 0
 
 
 @pytest.mark.slow
