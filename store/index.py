@@ -7,7 +7,6 @@ that changed or vanished makes the index stale until rebuilt.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from tqdm import tqdm
 
 from artlens.store.catalog import Catalog, IndexEntry
 from artlens.store.errors import UserError
-from artlens.store.layout import StoreLayout, temporary_path
+from artlens.store.layout import StoreLayout, exclusive_lock, temporary_path
 from artlens.store.parts import write_atomic
 
 log = logging.getLogger(__name__)
@@ -165,14 +164,8 @@ def tune(index: faiss.Index, spec: IndexKind, vectors: np.ndarray, n_queries: in
 def _index_lock(layout: StoreLayout, table: str) -> Iterator[None]:
     """The table's index lock (`indexes/<table>/.lock`, flock, exclusive): index writers commit one at a time.
     Raises OSError where the store cannot be written (a read-only mount)."""
-    directory = layout.index_dir(table)
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / LOCK_NAME, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with exclusive_lock(layout.index_dir(table) / LOCK_NAME):
+        yield
 
 
 def _commit(layout: StoreLayout, table: str, index: faiss.Index, rows: pa.Table, entry: IndexEntry,

@@ -23,13 +23,16 @@ glob (`part-*.parquet`) never sees a half-written file.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import stat
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from artlens.store.errors import UserError
 
@@ -249,3 +252,16 @@ class StoreLayout:
         was adding new parts), and those of older artlens versions, whose names carry no process id."""
         d = self.index_dir(table)
         return [p for p in d.glob(f"{TMP_PREFIX}*") if not _writer_alive(p)] if d.exists() else []
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (made, with its folder, if missing): the store's locks (a table's
+    schema lock, its index lock). Raises OSError where the store cannot be written (a read-only mount)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from artlens.store.catalog import Catalog, CatalogError, TableEntry
 from artlens.store.errors import ArtlensWarning
-from artlens.store.layout import StoreLayout
+from artlens.store.layout import StoreLayout, exclusive_lock
 from artlens.store.parts import failures_table, rows_to_table, write_atomic
 from artlens.store.schema import CONFLICTS_KEY, conform, conform_parts, type_names, union
 
@@ -52,14 +52,8 @@ def described(entry: TableEntry) -> dict[str, str]:
 @contextmanager
 def table_schema_lock(layout: StoreLayout, table: str) -> Iterator[None]:
     """Hold the table's schema lock: its parts' schemas are read, widened and written by one process at a time."""
-    directory = layout.table_dir(table)
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / SCHEMA_LOCK, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with exclusive_lock(layout.table_dir(table) / SCHEMA_LOCK):
+        yield
 
 
 class TableWriter:
