@@ -3,16 +3,15 @@ loopback by the test: `artlens extract` reads them by URL (prefix listing and gl
 of the same shards read from disk, `artlens sql` queries the result, and a SIGKILLed run resumes."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import numpy as np
 import pytest
 
 from conftest import REPO, TINY_MODEL
+from s3server import moto_server
 from shardkit import KILL_PER_SHARD, N_SHARDS, make_shards, parts, rows
 
 ROWS = N_SHARDS * KILL_PER_SHARD  # shards of 24: a kill lands before the run ends (test_resume.py)
@@ -25,25 +24,8 @@ CREDS = {"AWS_ACCESS_KEY_ID": "artlens", "AWS_SECRET_ACCESS_KEY": "artlens", "AW
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(endpoint, timeout=1)
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("moto's S3 server did not start")
-            time.sleep(0.2)
-    yield endpoint
-    server.terminate()
-    server.wait(timeout=10)
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -5,16 +5,15 @@ import csv
 import io
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import numpy as np
 import pytest
 
 from conftest import REPO
+from s3server import moto_server
 
 s3fs = pytest.importorskip("s3fs", reason="object-storage tests need s3fs and moto[server] (the dev extra)")
 pytest.importorskip("moto.server", reason="object-storage tests need moto[server] (the dev extra)")
@@ -27,27 +26,9 @@ _REQUEST = re.compile(r'"(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP/[\d.]+" (\d+)')
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """(endpoint, log file) of a moto S3 server whose stderr is its request log."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     log = tmp_path_factory.mktemp("moto") / "requests.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=fh, stderr=fh)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(endpoint, timeout=1)
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("moto's S3 server did not start")
-            time.sleep(0.2)
-    yield endpoint, log
-    proc.terminate()
-    proc.wait(timeout=10)
+    with open(log, "wb") as fh, moto_server(fh) as endpoint:
+        yield endpoint, log
 
 
 def _fs(endpoint):
