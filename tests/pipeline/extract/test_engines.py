@@ -32,6 +32,11 @@ RAY = pytest.param("ray", marks=SLOW)
 # the others, of several rounds each, are marked slow.
 EXTRACTORS = ["local", pytest.param("devices", marks=SLOW), RAY]
 EVERY = EXTRACTORS + ["perturb"]
+# Each Ray round starts an actor that imports torch and builds the model (15-25 s on 2 busy cores). The retry
+# rule and the round's commit loop are the same code for every engine (pipeline/extract/retry.py, commit.py),
+# so Ray runs the one retry scenario whose failure starts inside its own tasks (a shard its decode tasks
+# cannot open, retried twice); a commit that fails once or every time is checked on the other engines.
+BUT_RAY = ["local", pytest.param("devices", marks=SLOW), "perturb"]
 
 
 def _config(shards, root, **kw) -> ExtractConfig:
@@ -182,7 +187,7 @@ def test_a_shard_that_cannot_be_opened_is_recorded_retried_and_left_for_the_next
     assert (again.shards_skipped, again.shards_unreadable, again.shards_retried, again.exit_code) == (N + 1, 1, 0, 3)
 
 
-@pytest.mark.parametrize("engine", EVERY, indirect=True)
+@pytest.mark.parametrize("engine", BUT_RAY, indirect=True)
 def test_a_shard_that_fails_once_is_committed_by_the_retry(engine, tmp_path):
     shards = make_shards(tmp_path / "shards", PER, N)
     expected = engine.reference(shards, tmp_path / "ref")
@@ -204,7 +209,7 @@ def _block_commits(root, table):
     return path
 
 
-@pytest.mark.parametrize("engine", EVERY, indirect=True)
+@pytest.mark.parametrize("engine", BUT_RAY, indirect=True)
 def test_a_round_that_raises_is_retried_and_its_error_raised_after_the_last_round(engine, tmp_path):
     shards = make_shards(tmp_path / "shards", PER, N)
     engine.prepare(shards, tmp_path / "st")
