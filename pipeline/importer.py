@@ -47,6 +47,8 @@ class ImportConfig:
     key_column: str | None = None
     model_name: str | None = None
     overwrite: bool = False
+    #: A column of image URLs (e.g. NGA's `link`), recorded in the catalog for `Store.image_url` and the explorer.
+    image_url_column: str | None = None
 
 
 @dataclass
@@ -262,8 +264,18 @@ def renormalise(matrix: np.ndarray) -> tuple[np.ndarray, int]:
     return matrix, int(off.sum())
 
 
-def table_entry(cfg: ImportConfig, source: str, dim: int) -> TableEntry:
-    return TableEntry(
+def url_column(cfg: ImportConfig, schema: pa.Schema) -> str:
+    """The store column of `image_url_column` ('' for none); a column the source lacks is refused."""
+    if not cfg.image_url_column:
+        return ""
+    if cfg.image_url_column not in schema.names or cfg.image_url_column == cfg.embedding_column:
+        raise ImportSourceError(f"no image URL column {cfg.image_url_column!r}; columns: {_meta_names(schema)}",
+                                argument="image_url_column")
+    return dict(zip(schema.names, store_names(schema)))[cfg.image_url_column]
+
+
+def table_entry(cfg: ImportConfig, source: str, dim: int, image_url_column: str = "") -> TableEntry:
+    return TableEntry(image_url_column=image_url_column,
         name=cfg.table, kind="image", model=cfg.model_name or cfg.embedding_column, model_ref="",
         pretrained="imported", preprocess=f"unknown: imported from {source} column {cfg.embedding_column}",
         dim=dim, dtype="float32", source=source, artlens_version=__version__)
@@ -280,7 +292,8 @@ def run_import(cfg: ImportConfig) -> ImportSummary:
     sample = units[0].metadata(cfg.embedding_column)
     key_col = key_column(cfg, layout, sample.schema, sample)
     dim = infer_dim(units, cfg.embedding_column)
-    writer = TableWriter(cfg.store, table_entry(cfg, source, dim), overwrite=cfg.overwrite)
+    urls = url_column(cfg, sample.schema)
+    writer = TableWriter(cfg.store, table_entry(cfg, source, dim, urls), overwrite=cfg.overwrite)
     todo = [u for u in units if not writer.is_done(u.shard)]
     summary = ImportSummary(table=cfg.table, files=len(units), files_skipped=len(units) - len(todo), dim=dim)
     seen = _existing_keys(cfg) if todo else set()

@@ -110,6 +110,9 @@ class TableEntry:
     #: it without embeddings (a key table, dim 0: the near-duplicate groups of `artlens dedup`). Empty: keys
     #: are unique.
     parent: str = ""
+    #: A table without images (imported embeddings) may name its column of image URLs (`artlens import
+    #: --image-url-column`): what `Store.image_url` and the explorer show. Empty: none.
+    image_url_column: str = ""
 
     @property
     def has_embeddings(self) -> bool:
@@ -198,7 +201,7 @@ DUP_GROUP_COLUMN = "dup_group"
 
 #: The TableEntry fields a part records (see `TableEntry.description`).
 DESCRIPTION_FIELDS = ("name", "kind", "model", "model_ref", "pretrained", "checkpoint_sha256", "preprocess", "dim",
-                      "dtype", "source", "artlens_version", "parent", "created")
+                      "dtype", "source", "artlens_version", "parent", "created", "image_url_column")
 
 
 class Catalog:

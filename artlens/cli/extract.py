@@ -41,6 +41,9 @@ def extract_args(p: argparse.ArgumentParser) -> None:
            help="refuse tar members declaring more bytes, unread (a failure row; default %(default)s = 512 MiB)")
     option(p, C, "overwrite", action="store_true", help="replace a table made with other settings")
     option(p, C, "strict", action="store_true", help="stop at the first failed sample")
+    option(p, C, "thumbnails", type=int, metavar="N",
+           help="after the run, cache in the store the thumbnails of longer side N (16..2048) of the table's rows "
+                "that have none, for the explorer and contact sheets (default: none)")
     option(p, C, "folder", action="store_const", const=True,
            help="read SOURCE as a folder of images even if it holds .tar files (default: a directory without "
                 ".tar files at its top is one)")
@@ -79,7 +82,7 @@ def extract_config(a: argparse.Namespace):
                          devices=tuple(parse_devices(a.devices)) if a.devices else (), retries=a.retries,
                          address=a.address, actors=a.actors, folder=a.folder, metadata=a.metadata,
                          metadata_encoding=a.metadata_encoding, metadata_types=a.metadata_types,
-                         shard_size=a.shard_size)
+                         shard_size=a.shard_size, thumbnails=a.thumbnails)
 
 
 def extract_run(a: argparse.Namespace) -> int:

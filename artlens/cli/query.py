@@ -99,6 +99,8 @@ def neighbors_args(p: argparse.ArgumentParser) -> None:
                                    "subqueries may read the store's tables, no other files")
     output_arguments(p)
     p.add_argument("--device", default="auto", help="device of the text or image encoder: auto, cpu, cuda or cuda:N")
+    p.add_argument("--sheet", metavar="FILE.png", help="also write a contact sheet PNG: the query (a --key or "
+                                                       "--image) and its neighbours, labelled with key and score")
 
 
 def neighbors_run(a: argparse.Namespace) -> int:
@@ -108,4 +110,10 @@ def neighbors_run(a: argparse.Namespace) -> int:
     result = neighbors(a.store, a.table, key=a.key, text=a.text, image=a.image, k=a.k, where=a.where,
                        device=a.device)
     write_result(result, a.format, a.out, a.max_rows)
+    if getattr(a, "sheet", None):
+        from artlens import store
+        from artlens.pipeline.sheets import neighbor_sheet
+
+        with store.open(a.store) as s:
+            neighbor_sheet(s, a.table, result, a.sheet, query_key=a.key, query_image=a.image)
     return 0

@@ -17,13 +17,16 @@ def import_args(p: argparse.ArgumentParser) -> None:
     option(p, C, "key_column", help="column of unique keys (default: 'key'; clip-retrieval: 'key' or 'image_path')")
     option(p, C, "model_name", help="model recorded in the catalog (default: the embedding column name)")
     option(p, C, "overwrite", action="store_true", help="replace a table made with other settings")
+    option(p, C, "image_url_column", help="column of image URLs (e.g. NGA's 'link'), recorded in the catalog: "
+                                          "what the explorer and Store.image_url show for a table without images")
 
 
 def import_config(a: argparse.Namespace):
     from artlens.pipeline.importer import ImportConfig
 
     return ImportConfig(source=a.source, store=a.store, table=a.table, embedding_column=a.embedding_column,
-                        key_column=a.key_column, model_name=a.model_name, overwrite=a.overwrite)
+                        key_column=a.key_column, model_name=a.model_name, overwrite=a.overwrite,
+                        image_url_column=a.image_url_column)
 
 
 def import_run(a: argparse.Namespace) -> int:

@@ -46,6 +46,7 @@ class ExtractConfig:
     metadata_encoding: str | None = None  # folder: of `metadata` (default: by byte-order mark, else UTF-8)
     metadata_types: Any = None           # folder: forced column types, as ShardsConfig's ("rating=float")
     shard_size: int = DEFAULT_SHARD_SIZE  # folder: image files per virtual shard (the unit of commit and resume)
+    thumbnails: int = 0                  # after the run: cache thumbnails of this longer side (0: none; 16..2048)
 
     def targets(self) -> list[tuple[str, ModelSpec]]:
         """(table, model) pairs: `table` itself for one model, `<table>_<model>_<weights>` for `models`."""
@@ -74,6 +75,9 @@ class ExtractConfig:
         if self.max_member_bytes < 1:
             raise UserError(f"max_member_bytes must be positive, got {self.max_member_bytes}",
                             argument="max_member_bytes")
+        if self.thumbnails and not 16 <= self.thumbnails <= 2048:
+            raise UserError(f"thumbnails must be 0 (none) or a size from 16 to 2048 pixels, got {self.thumbnails}",
+                            argument="thumbnails")
         self._check_engine()
         self._check_folder()
 

@@ -157,6 +157,8 @@ class ExtractSummary(RunSummary):
     startup_s: float = 0.0       # from the start until the first batch arrived (worker spawn, first decode)
     devices: list[str] = field(default_factory=list)
     failed_processes: int = 0    # device processes that did not end with a summary
+    thumbnails: int = 0          # thumbnails made after the run (`thumbnails`), of longer side thumbnail_size
+    thumbnail_size: int = 0
 
     def record_table(self, entry) -> None:
         self.table_rows, self.schema_conflicts = entry.rows, entry.conflicts()
@@ -177,4 +179,6 @@ class ExtractSummary(RunSummary):
             out[2:2] = self.retry_lines()
         out += [f"table {t} now holds {rows} rows" for t, rows in self.tables_rows.items()]
         out += [f"column {c!r}: {why}" for c, why in sorted(self.schema_conflicts.items())]
+        if self.thumbnail_size:
+            out.append(f"thumbnails: {self.thumbnails} made of longer side {self.thumbnail_size}")
         return out + self.failure_lines()

@@ -27,5 +27,14 @@ ENGINES: dict[str, Callable[[ExtractConfig], ExtractSummary]] = {"local": run_lo
 
 
 def run(cfg: ExtractConfig) -> ExtractSummary:
-    """Extract `cfg.shards` into `cfg.store` with the engine the config names."""
-    return ENGINES[cfg.engine](cfg)
+    """Extract `cfg.shards` into `cfg.store` with the engine the config names; then, with `cfg.thumbnails`, the
+    thumbnails of that size of every row of its tables that has none cached (Store.make_thumbnails)."""
+    summary = ENGINES[cfg.engine](cfg)
+    if cfg.thumbnails:
+        from artlens import store
+
+        with store.open(cfg.store) as s:
+            summary.thumbnails = sum(s.make_thumbnails(table, cfg.thumbnails, progress=cfg.progress)
+                                     for table, _ in cfg.targets() if table in s.tables())
+        summary.thumbnail_size = cfg.thumbnails
+    return summary
