@@ -24,12 +24,17 @@ rows. `details["grouped_by"]` lists the group columns, `details["n_groups"]` cou
 (1 - baseline), the chance-corrected purity (0 = chance, 1 = every neighbour shares the label), and
 `details["ranking_kappa"]` orders by it: read both when the labels differ much in their number of classes. Rows with no value
 for a label, and classes with fewer than `min_count` rows, are left out for that label only (reported).
+
+`rows` (kept by the store beside the result): one per scored query and label column: key, column (the label
+column), label, predicted (the neighbours' vote), score (the share of its neighbours sharing its label),
+correct.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows
@@ -113,8 +118,9 @@ def random_purity(y: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 
 def score_label(result: Result, name: str, values: np.ndarray, X: np.ndarray, groups: np.ndarray | None,
-                cfg: Config) -> dict:
-    """kNN accuracy and purity of one label; adds the metrics and per-class rows, returns its details."""
+                cfg: Config, keys: np.ndarray | None = None, rows_out: list | None = None) -> dict:
+    """kNN accuracy and purity of one label; adds the metrics and per-class rows, returns its details. With
+    `keys` (the rows' keys) and `rows_out`, appends the scored queries' rows (`label_rows`) to `rows_out`."""
     present = np.array([v is not None for v in values], dtype=bool)
     y_str = values[present].astype(str)
     keep, dropped = drop_rare(y_str, cfg.min_count)
@@ -128,6 +134,8 @@ def score_label(result: Result, name: str, values: np.ndarray, X: np.ndarray, gr
     idx, sim = neighbours(X[present][keep], g, cfg.k)
     pred, purity, has = vote(y, idx, sim, len(classes))
     y, pred, purity, chance = y[has], pred[has], purity[has], random_purity(y, g)[has]
+    if keys is not None and rows_out is not None:
+        rows_out.append(label_rows(name, keys[present][keep][has], classes, y, pred, purity))
     correct = (pred == y).astype(float)
     cluster = None if groups is None else g[has]
     for metric, per_row, base in (("knn_accuracy", correct, majority_accuracy(y)),
@@ -145,6 +153,15 @@ def score_label(result: Result, name: str, values: np.ndarray, X: np.ndarray, gr
             "accuracy_lift": float(correct.mean() / majority_accuracy(y))}
 
 
+def label_rows(name: str, keys: np.ndarray, classes: np.ndarray, y: np.ndarray, pred: np.ndarray,
+               purity: np.ndarray) -> pa.Table:
+    """The rows behind one label's scores: key, column (the label column), label, predicted (the vote),
+    score (the share of the row's neighbours sharing its label), correct."""
+    return pa.table({"key": pa.array(keys.astype(str)), "column": pa.array([name] * len(keys), pa.string()),
+                     "label": pa.array(classes[y].astype(str)), "predicted": pa.array(classes[pred].astype(str)),
+                     "score": pa.array(purity.astype(float)), "correct": pa.array(pred == y)})
+
+
 @single_threaded
 def run(s, cfg: Config) -> Result:
     labels = label_list(cfg)
@@ -152,7 +169,10 @@ def run(s, cfg: Config) -> Result:
     rows = load_rows(s, cfg.table, columns, cfg.where, require=list(cfg.group) or None)
     groups = group_ids(rows.columns, cfg.group)
     result = Result(NAME, [cfg.table], cfg.as_dict(), n=len(rows.keys))
-    per_label = {name: score_label(result, name, rows.columns[name], rows.X, groups, cfg) for name in labels}
+    scored: list = []
+    per_label = {name: score_label(result, name, rows.columns[name], rows.X, groups, cfg, rows.keys, scored)
+                 for name in labels}
+    result.rows = pa.concat_tables(scored)
     lift = {name: d["lift"] for name, d in per_label.items()}
     kappa = {name: d["kappa"] for name, d in per_label.items()}
     result.details.update(

@@ -35,6 +35,9 @@ Rows with a NULL or non-finite target (or a NULL in any group column) are left o
 * Near-duplicates: where the table has `dup_group`, `details["straddling_duplicates"]` counts the pairs of
   near-duplicates tested in different folds (None without the column).
 
+`rows` (kept by the store beside the result): each scored row's out-of-fold prediction: key, target,
+predicted, residual (predicted - target), fold.
+
 Like every probe, it runs with single-threaded BLAS (`probes/threads.py`).
 
 The fold, fit and metric helpers are shared with the `period` probe (its year regression).
@@ -45,6 +48,7 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 from scipy.stats import rankdata
 from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
@@ -94,6 +98,14 @@ def regression_splits(n: int, groups: np.ndarray | None, folds: int, seed: int) 
     if n_groups < folds:
         raise ProbeDataError(f"{n_groups} groups cannot fill {folds} folds")
     return list(GroupKFold(folds, shuffle=True, random_state=seed).split(np.zeros(n), groups=groups))
+
+
+def fold_numbers(splits, n: int) -> np.ndarray:
+    """The outer fold (0..folds-1) each of n rows was tested in (the rows behind a result carry it)."""
+    fold = np.full(n, -1, dtype=np.int64)
+    for i, (_, test) in enumerate(splits):
+        fold[test] = i
+    return fold
 
 
 def fit_ridge(X, y, groups, alphas, inner_folds: int, seed: int) -> GridSearchCV:
@@ -317,4 +329,7 @@ def run(s, cfg: Config) -> Result:
         n_groups=None if groups is None else len(np.unique(groups)), target_mean=float(y.mean()),
         target_sd=float(y.std()), scatter=scatter(y, pred, cfg.seed),
         straddling_duplicates=duplicate_report(kept, splits, len(y)))
+    result.rows = pa.table({"key": pa.array(rows.keys[keep].astype(str)), "target": pa.array(y),
+                            "predicted": pa.array(pred), "residual": pa.array(pred - y),
+                            "fold": pa.array(fold_numbers(splits, len(y)))})
     return result

@@ -6,16 +6,24 @@
 
 `details` holds what figures need (confusion matrices, PCA coordinates, curves); everything else is in the
 fixed keys above. Every headline metric has a 95% interval and a chance or majority-class baseline.
+
+`rows` (a pyarrow.Table, or None) holds the rows behind a result about rows, one per scored row with its `key`
+(linear: key, label, predicted, p_true, correct, fold; knn and zero-shot: key, label, predicted, score,
+correct; regression: key, target, predicted, residual, fold). It is not part of the JSON: the store keeps it
+beside it (`Store.save_result(name, result.to_dict(), rows=result.rows)`, read back by `Store.result_rows`).
 """
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass
@@ -34,6 +42,7 @@ class Result:
     baseline: dict[str, float] = field(default_factory=dict)
     per_class: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
+    rows: "pa.Table | None" = field(default=None, repr=False, compare=False)  # not serialised: see above
 
     def add(self, name: str, value: float, ci: tuple[float, float], baseline: float | None = None) -> None:
         self.metrics[name] = Metric(float(value), (float(ci[0]), float(ci[1])))
@@ -41,7 +50,7 @@ class Result:
             self.baseline[name] = float(baseline)
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rows"}
         out["metrics"] = {k: {"value": m.value, "ci": list(m.ci)} for k, m in self.metrics.items()}
         return _plain(out)
 

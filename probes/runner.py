@@ -35,7 +35,7 @@ def run_probe(store_path: str | Path, name: str, options: dict) -> Result:
     with store.open(store_path) as s:
         result = probe.run(s, config)
         try:
-            s.save_result(result_name(result), result.to_dict())
+            s.save_result(result_name(result), result.to_dict(), rows=result.rows)
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             print(f"warning: the {name} result was not saved in the store {s.layout.root} ({reason}: "

@@ -12,6 +12,9 @@ majority class share), `top5` when there are at least 5 text labels (baseline 5/
 (baseline 1/k, k = number of text labels) and `macro_f1` (over the labels the scored rows carry; baseline:
 always predicting the majority class). `per_class`: precision, recall, F1 and support; `details.confusion`:
 rows and columns over all text labels.
+
+`rows` (kept by the store beside the result): one per scored row: key, label, predicted, score (similarity
+to its own label's class vector minus the best other label's), correct.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 from sklearn.metrics import confusion_matrix
 
 from artlens.store.compat import IncompatibleError, check_compatible
@@ -103,6 +107,20 @@ def _metrics(result: Result, y: np.ndarray, S: np.ndarray, names: np.ndarray, cf
                                    "matrix": confusion_matrix(y, pred, labels=names).tolist()}
 
 
+def score_rows(keys: np.ndarray, y: np.ndarray, S: np.ndarray, names: np.ndarray) -> pa.Table:
+    """The rows behind the scores: key, label, predicted, score (cosine similarity to the true label's class
+    vector minus the best other label's: above 0 exactly when predicted right), correct."""
+    truth = np.searchsorted(names, y)
+    true_sim = S[np.arange(len(y)), truth]
+    others = S.copy()
+    others[np.arange(len(y)), truth] = -np.inf
+    best_other = others.max(axis=1) if S.shape[1] > 1 else np.zeros(len(y))
+    pred = names[np.argmax(S, axis=1)]
+    return pa.table({"key": pa.array(keys.astype(str)), "label": pa.array(y.astype(str)),
+                     "predicted": pa.array(pred.astype(str)), "score": pa.array((true_sim - best_other).astype(float)),
+                     "correct": pa.array(pred == y)})
+
+
 @single_threaded
 def run(s, cfg: Config) -> Result:
     _check_tables(s, cfg)
@@ -114,6 +132,7 @@ def run(s, cfg: Config) -> Result:
     result = Result(NAME, [cfg.table, cfg.texts], cfg.as_dict(), n=len(y))
     S = _unit(rows.X[matched]) @ W.T
     _metrics(result, y, S, names, cfg)
+    result.rows = score_rows(rows.keys[matched], y, S, names)
     result.details.update(classes=len(names), prompts_per_label=prompts, scored=len(y),
                           unmatched_rows=int((~matched).sum()), unmatched_labels=unmatched,
                           text_labels_without_rows=unused)

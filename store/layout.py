@@ -14,7 +14,11 @@
       indexes/<table>/<generation>.faiss   FAISS index over the table's embeddings (ids 0..n-1)
       indexes/<table>/<generation>.ids.parquet  id → key, shard: every index id maps back to a row
       results/<name>.json                  probe results (the shape in probes/result.py)
+      results/<name>.rows.parquet          the rows behind a probe result (store/results.py), where it has them
       results/examples/<table>/*.png       pictures of a table's rows (contact sheets of `artlens perturb`)
+      maps/<table>/<method>.parquet        a table's 2-D map (key, x, y; store/maps.py), one per method
+      thumbnails/<table>/<size>/<hh>/<hash>.jpg  a row's cached thumbnail, longer side <size> (store/thumbnails.py;
+                                           hash: sha256 of the key and size), made on demand or at extract
       quarantine/<time>/...                files `artlens repair` moved aside (unreadable parts, a damaged
                                            catalog), under their path in the store; never read, never deleted
 
@@ -231,6 +235,30 @@ class StoreLayout:
     def result_path(self, name: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_.=,-]+", "_", name)[:200]
         return self.results_dir() / f"{safe}.json"
+
+    def result_rows_path(self, name: str) -> Path:
+        """The rows behind the result `name` (a Parquet file beside its JSON, same base name)."""
+        path = self.result_path(name)
+        return path.with_name(f"{path.name[:-len('.json')]}.rows.parquet")
+
+    def maps_dir(self, table: str) -> Path:
+        """Where a table's 2-D maps live (store/maps.py), one file per projection method."""
+        return self.root / "maps" / check_table_name(table)
+
+    def map_path(self, table: str, method: str) -> Path:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", method):
+            raise LayoutError(f"invalid map method {method!r}: lower-case letters, digits and '_'")
+        return self.maps_dir(table) / f"{method}.parquet"
+
+    def thumbnails_dir(self, table: str) -> Path:
+        """Where a table's cached thumbnails live (store/thumbnails.py), one folder per size."""
+        return self.root / "thumbnails" / check_table_name(table)
+
+    def thumbnail_path(self, table: str, key: str, size: int) -> Path:
+        """The cached thumbnail of `key` at longer side `size`: named by a hash, so any key is a safe name."""
+        digest = hashlib.sha256(b"artlens-thumbnail\0" + key.encode("utf-8", "surrogatepass")
+                                + b"\0%d" % size).hexdigest()[:40]
+        return self.thumbnails_dir(table) / str(int(size)) / digest[:2] / f"{digest}.jpg"
 
     def quarantine_dir(self) -> Path:
         return self.root / "quarantine"

@@ -32,7 +32,8 @@ from artlens.store.catalog import DUP_GROUP_COLUMN, DUPLICATES_KIND, Catalog, In
 from artlens.store.errors import ArtlensWarning, UserError
 from artlens.store.layout import LayoutError, StoreLayout, check_table_name
 from artlens.store.parts import FAILURE_SCHEMA, fold
-from artlens.store.results import NotAResult, read_result, result_files, results_table, rows_of
+from artlens.store.results import (NotAResult, read_result, read_rows, result_files, results_table, rows_of,
+                                    write_rows)
 
 if TYPE_CHECKING:  # FAISS is imported only where an index is used: writers and SQL never load it
     from artlens.store.index import LoadedIndex
@@ -395,10 +396,20 @@ class Store:
         query = query_vector(self, table, key) if key is not None else vector
         return neighbors_table(self, table, search(self, table, query, k, where, exclude))
 
-    def save_result(self, name: str, result: dict) -> Path:
-        """Keep a probe result (JSON) in the store, replacing one of the same name atomically."""
+    def save_result(self, name: str, result: dict, rows: pa.Table | None = None) -> Path:
+        """Keep a probe result (JSON) in the store, replacing one of the same name atomically; `rows` (the
+        rows behind it, each with its `key`) beside it as `<name>.rows.parquet`, written first (the JSON's
+        rename is the commit); without rows, an earlier rows file of that name is removed."""
         path = self.layout.result_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
+        rows_path = self.layout.result_rows_path(name)
+        if rows is not None:
+            write_rows(rows_path, rows)
+            self.layout.push(rows_path)
+        elif rows_path.exists():
+            rows_path.unlink()
+            if self.layout.remote is not None:
+                self.layout.remote.delete(rows_path)
         tmp = path.with_name(f".tmp-{path.name}")
         if "created" not in result:  # when it was saved: the `results` view's `created`
             result = {**result, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -417,10 +428,107 @@ class Store:
             try:
                 data = read_result(path)
                 rows_of(path, data, {})  # the same shape the `results` view reads
-                found.append(data)
+                found.append({**data, "name": path.stem})  # the name of `result_rows` and the view's `result`
             except NotAResult as exc:
                 warnings.warn(StoreWarning(f"probe result {path} is left out: {exc}"), stacklevel=2)
         return found
+
+    def result_rows(self, name: str) -> pa.Table | None:
+        """The rows behind the result `name` (its `results()` entry's `name`, the `results` view's `result`),
+        or None when it was saved without rows; a damaged rows file warns (StoreWarning) and gives None."""
+        path = self.layout.result_rows_path(name)
+        try:
+            return read_rows(path)
+        except NotAResult as exc:
+            warnings.warn(StoreWarning(f"the rows of probe result {name!r} ({path}) cannot be read: {exc}; "
+                                       "re-run the probe that wrote it"), stacklevel=2)
+            return None
+
+    def map_fingerprint(self, table: str) -> str:
+        """The fingerprint of a table's parts (names and sizes) that its maps record (store/maps.py)."""
+        from artlens.store.maps import fingerprint
+
+        self.entry(table)
+        self.materialize([table])
+        return fingerprint(self.layout.parts(table))
+
+    def map(self, table: str, method: str = "pca") -> pa.Table | None:
+        """The table's stored 2-D map (key, x, y; store/maps.py) by `method`, or None when there is none or
+        the table's parts changed since it was made (stale); an unreadable map file warns and gives None."""
+        from artlens.store.maps import UnreadableMap, read_map
+
+        path = self.layout.map_path(table, method)
+        if self.layout.remote is not None and self._lazy():   # maps/ is fetched per table, like indexes
+            self.layout.remote.fetch(self.layout.maps_dir(table))
+        try:
+            return read_map(path, self.map_fingerprint(table))
+        except UnreadableMap as exc:
+            warnings.warn(StoreWarning(f"the {method} map of table {table!r} ({path}) cannot be read ({exc}); "
+                                       "it will be made again"), stacklevel=2)
+            return None
+
+    def save_map(self, table: str, method: str, keys, xy, info: dict | None = None) -> Path:
+        """Keep a table's 2-D map (`keys` and their `xy`, shape (n, 2)) made by `method`, replacing the one
+        there atomically. `info` (JSON-ready: seed, ...) goes into its metadata; its `parts` is the fingerprint
+        of the parts the map was made from (`map_fingerprint`, taken before reading them), now's by default."""
+        from artlens.store.maps import map_table, write_map
+
+        path = self.layout.map_path(table, method)
+        info = {**(info or {}), "method": method}
+        info.setdefault("parts", self.map_fingerprint(table))
+        write_map(path, map_table(keys, xy, info))
+        self.layout.push(path)
+        return path
+
+    def image(self, table: str, key: str, size: int | None = None):
+        """The row's painting (PIL image, upright RGB) from its shard, or its thumbnail of longer side `size`
+        (cached in the store). ImageNotFound (store/images.py) for an unknown table or key; ImageUnavailable
+        for a table without images or a shard moved, changed or unreadable (never a wrong image)."""
+        from artlens.store.images import image
+
+        if size is None:
+            return image(self, table, key)
+        import io
+
+        from PIL import Image
+
+        data, _ = self.image_bytes(table, key, size)
+        return Image.open(io.BytesIO(data)).convert("RGB")
+
+    def image_bytes(self, table: str, key: str, size: int | None = None) -> tuple[bytes, str]:
+        """(bytes, media type) of the row's image: the original bytes as stored, or the cached JPEG thumbnail
+        of longer side `size` (16..2048). Errors as `image`."""
+        if size is None:
+            from artlens.store.images import original
+
+            data, media, _, _ = original(self, table, key)
+            return data, media
+        from artlens.store.thumbnails import MEDIA_TYPE, thumbnail_bytes
+
+        return thumbnail_bytes(self, table, key, size), MEDIA_TYPE
+
+    def image_url(self, table: str, key: str) -> str | None:
+        """The image URL of a row of a table without images that names a column of them (`artlens import
+        --image-url-column`, the catalog's `image_url_column`); None when the table names none or the row's
+        value is empty. ImageNotFound for an unknown table or key."""
+        from artlens.store.images import ImageNotFound
+
+        if table not in self._entries:
+            raise ImageNotFound(f"no table {table!r} in {self.layout.root}; tables: {self.tables()}",
+                                argument="table")
+        column = getattr(self._entries[table], "image_url_column", "")
+        rows = self.sql(f'SELECT {_ident(column) if column else "NULL"} AS url FROM "{table}" WHERE key = ? LIMIT 1',
+                        [key]).column("url").to_pylist()
+        if not rows:
+            raise ImageNotFound(f"no row of key {key!r} in table {table!r}", argument="key")
+        return str(rows[0]) if rows[0] not in (None, "") else None
+
+    def make_thumbnails(self, table: str, size: int, keys=None, progress: bool = False) -> int:
+        """Make and keep the thumbnails of longer side `size` of `keys` (default: every row) that are not
+        cached yet; how many were made (rows whose image is unavailable are skipped)."""
+        from artlens.store.thumbnails import make
+
+        return make(self, table, size, keys, progress)
 
     def sql(self, query: str, params: list | None = None) -> pa.Table:
         try:
@@ -487,6 +595,10 @@ def _table_names(con: duckdb.DuckDBPyConnection, query: str) -> set[str] | None:
         elif isinstance(node, list):
             todo.extend(node)
     return found
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _one_line(exc: Exception) -> str:

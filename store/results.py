@@ -19,6 +19,10 @@ A result is a JSON file `results/<name>.json` in the shape of probes/result.py (
 
 A file that cannot be read as a result (not JSON, another shape) is left out, named in `problems`; the other
 results still make the table. Nothing here imports anything outside `artlens.store`.
+
+A result about rows (a classifier's out-of-fold predictions, a regression's residuals) keeps them beside its
+JSON as `results/<name>.rows.parquet` (`write_rows`, `read_rows`; every row carries its `key`): the JSON stays
+in its shape, and a result saved without rows has no such file (an earlier one of the same name is removed).
 """
 from __future__ import annotations
 
@@ -29,8 +33,10 @@ from pathlib import Path
 from typing import Mapping
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from artlens.store.errors import ArtlensError
+from artlens.store.layout import temporary_path
 
 SCHEMA = pa.schema([
     ("result", pa.string()), ("probe", pa.string()), ("tables", pa.list_(pa.string())),
@@ -122,3 +128,30 @@ def results_table(directory: Path, models: Mapping[str, tuple[str, str]]) -> tup
         except NotAResult as exc:
             problems.append((path, str(exc)))
     return pa.Table.from_pylist(rows, schema=SCHEMA), problems
+
+
+def write_rows(path: Path, rows: pa.Table) -> Path:
+    """The rows behind a result, written atomically (a temporary name, then a rename) as Parquet."""
+    if "key" not in rows.column_names:
+        raise NotAResult(f"the rows of a result need a `key` column; columns: {rows.column_names}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        pq.write_table(rows, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_rows(path: Path) -> pa.Table | None:
+    """The rows kept beside a result (None when it has none); NotAResult when the file cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        rows = pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - truncated, empty, not Parquet: any reason means unreadable
+        raise NotAResult(f"not readable as Parquet ({' '.join(str(exc).split())})") from None
+    if "key" not in rows.column_names:
+        raise NotAResult(f"no `key` column (columns: {rows.column_names})")
+    return rows
