@@ -26,12 +26,16 @@ baselines) come from the out-of-fold predictions.
   Test classes the fit table lacks can only be wrong: `details["transfer"]["unseen_classes"]`.
 * Near-duplicates: where the table has `dup_group`, `details["straddling_duplicates"]` counts the pairs of
   near-duplicates tested in different folds (None without the column).
+* `rows` (kept by the store beside the result): each scored row's out-of-fold prediction: key, label,
+  predicted, p_true (its fold model's probability of the true class), correct, fold; the highest p_true of
+  a class are its most typical rows, the lowest its most confused.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
 
@@ -39,9 +43,9 @@ from artlens.probes.classify import (classification_metrics, majority_by_key, nu
                                      nuisance_keys, out_of_fold_by_key, outer_splits,
                                      transfer_classification_metrics)
 from artlens.probes.config import ConfigError, ProbeConfig
-from artlens.probes.data import load_rows
+from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.groups import DUP_COLUMN, duplicate_report, group_ids
-from artlens.probes.regression import kept_columns, nuisance_details, test_rows
+from artlens.probes.regression import fold_numbers, kept_columns, nuisance_details, test_rows
 from artlens.probes.result import Result
 from artlens.probes.stats import drop_rare
 from artlens.probes.threads import single_threaded
@@ -109,15 +113,20 @@ def run(s, cfg: Config) -> Result:
     rows = load_rows(s, cfg.table, [*columns, *cfg.nuisance], cfg.where, require=columns, optional=[DUP_COLUMN])
     y = rows.columns[cfg.label].astype(str)
     keep, dropped = drop_rare(y, cfg.min_count)
+    if len(np.unique(y[keep])) < 2:
+        raise ProbeDataError(f"label {cfg.label!r} has {len(np.unique(y[keep]))} class(es) with >= "
+                             f"min_count={cfg.min_count} rows; need at least 2 (dropped: {dropped})")
     X, y, kept = rows.X[keep], y[keep], kept_columns(rows.columns, keep)
     groups = group_ids(kept, cfg.group)
     result = Result(NAME, [cfg.table] + ([cfg.test_table] if cfg.test_table else []), cfg.as_dict(), n=len(y))
     pred = np.empty(len(y), dtype=object)
+    p_true = np.zeros(len(y))
     chosen = []
     splits = outer_splits(y, groups, cfg.folds, cfg.seed)
     for train, test in splits:
         model = _fit(X[train], y[train], None if groups is None else groups[train], cfg)
         pred[test] = model.predict(X[test])
+        p_true[test] = true_class_probability(model, X[test], y[test])
         chosen.append(model.best_params_["C"])
     classification_metrics(result, y, pred.astype(str), groups, cfg.n_boot, cfg.seed)
     keys = nuisance_keys(kept, cfg.nuisance) if cfg.nuisance else None
@@ -131,4 +140,17 @@ def run(s, cfg: Config) -> Result:
                           grouped_by=list(cfg.group) or None,
                           n_groups=None if groups is None else len(np.unique(groups)),
                           straddling_duplicates=duplicate_report(kept, splits, len(y)))
+    result.rows = pa.table({"key": pa.array(rows.keys[keep].astype(str)), "label": pa.array(y),
+                            "predicted": pa.array(pred.astype(str)), "p_true": pa.array(p_true),
+                            "correct": pa.array(pred.astype(str) == y),
+                            "fold": pa.array(fold_numbers(splits, len(y)))})
     return result
+
+
+def true_class_probability(model, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each row's probability of its true class under a fold's model (0 for a class its training fold
+    lacked): the typicality the rows behind the result are ranked by."""
+    proba = model.predict_proba(X)
+    column = {str(c): j for j, c in enumerate(model.classes_)}
+    j = np.array([column.get(str(label), -1) for label in y])
+    return np.where(j >= 0, proba[np.arange(len(y)), np.maximum(j, 0)], 0.0)

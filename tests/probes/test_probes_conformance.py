@@ -69,3 +69,15 @@ def test_probe_conformance(name, labelled_store):
     assert json.loads(again.to_json()) == data, "results must be reproducible bit for bit"
     with pytest.raises(ValueError):
         probe.Config.from_dict({"table": "art", "no_such_option": 1})
+
+
+@pytest.mark.parametrize("probe", ["linear", "knn"])
+def test_a_label_whose_classes_are_all_rarer_than_min_count_is_one_clear_error(probe, labelled_store):
+    """240 rows in 4 styles of 60: min_count 61 leaves no class (linear used to fail inside scikit-learn)."""
+    from artlens.probes.data import ProbeDataError
+    from artlens.probes.registry import get_probe
+
+    module = get_probe(probe)
+    label = {"linear": {"label": "style"}, "knn": {"labels": ("style",)}}[probe]
+    with store.open(labelled_store) as s, pytest.raises(ProbeDataError, match="min_count=61|>= 61 rows"):
+        module.run(s, module.Config(table="art", min_count=61, **label))
