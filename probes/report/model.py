@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from artlens.probes.report.figures import FigureRef
+from artlens.probes.report.galleries import Gallery
 from artlens.probes.report.sections import SECTIONS, config_line, fmt, fmt_ci, fmt_n, fmt_p, metric_parts, section_of, title_of
 
 METRIC_HEADER = ("metric", "value", "95% CI", "baseline", "n")
@@ -29,6 +30,15 @@ class Entry:
     notes: list[str] = field(default_factory=list)
     per_class: list[Table] = field(default_factory=list)
     figures: list[FigureRef] = field(default_factory=list)
+    galleries: list[Gallery] = field(default_factory=list)   # the paintings behind the result (galleries.py)
+
+
+@dataclass
+class Showcase:
+    """A table's paintings: its map and a few neighbour sheets."""
+    table: str
+    map: FigureRef | None
+    sheets: list[Gallery]
 
 
 @dataclass

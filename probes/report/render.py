@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from html import escape
 
-from artlens.probes.report.model import Entry, Header, Section, Table
+from artlens.probes.report.galleries import Gallery
+from artlens.probes.report.model import Entry, Header, Section, Showcase, Table
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1120px;margin:2em auto;
@@ -22,6 +23,11 @@ figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555;max-width:640px}
 details{margin:.4em 0 1em} summary{cursor:pointer;color:#335}
 nav ul{columns:2;padding-left:1.2em}
+.gallery h4{margin:.8em 0 .3em;font-size:.95em} .tiles{display:flex;flex-wrap:wrap;gap:.5em}
+.tile{margin:0;width:160px} .tile img{width:160px;height:160px;object-fit:contain;background:#f6f6f6}
+.tile .card{width:160px;height:160px;background:#eee;display:flex;align-items:center;justify-content:center;
+ text-align:center;font-size:.8em;color:#555;overflow:hidden;word-break:break-all}
+.tile figcaption{font-size:.75em;word-break:break-all}
 """
 
 
@@ -60,11 +66,39 @@ def _html_entry(entry: Entry) -> str:
     for table in entry.per_class:
         parts.append(f"<details><summary>{escape(table.caption)} ({len(table.rows)} rows)</summary>\n"
                      f"{_html_table(table)}</details>")
+    parts.append(_html_galleries(entry.galleries, "paintings"))
     parts.append("</section>")
     return "\n".join(parts) + "\n"
 
 
-def render_html(header: Header, sections: list[Section]) -> str:
+def _html_gallery(gallery: Gallery) -> str:
+    tiles = []
+    for t in gallery.tiles:
+        picture = (f'<img src="{escape(t.src)}" alt="{escape(t.key)}" loading="lazy">'
+                   if t.src and _safe_ref(t.src) else f'<div class="card">{escape(t.key)}<br>(no image)</div>')
+        tiles.append(f'<figure class="tile">{picture}<figcaption><b>{escape(t.key)}</b><br>{escape(t.caption)}'
+                     "</figcaption></figure>")
+    return (f'<div class="gallery"><h4>{escape(gallery.title)}</h4><div class="tiles">' + "".join(tiles)
+            + "</div></div>\n")
+
+
+def _html_galleries(galleries: list[Gallery], summary: str) -> str:
+    if not galleries:
+        return ""
+    return (f"<details><summary>{escape(summary)} ({len(galleries)})</summary>\n"
+            + "".join(_html_gallery(g) for g in galleries) + "</details>")
+
+
+def _html_showcase(show: Showcase) -> str:
+    parts = [f'<h3 id="paintings-{escape(show.table)}">{escape(show.table)}</h3>']
+    if show.map is not None and _safe_ref(show.map.path):
+        parts.append(f'<figure><img src="{escape(show.map.path)}" alt="{escape(show.map.caption)}">'
+                     f"<figcaption>{escape(show.map.caption)}</figcaption></figure>")
+    parts.extend(_html_gallery(g) for g in show.sheets)
+    return "\n".join(parts) + "\n"
+
+
+def render_html(header: Header, sections: list[Section], showcases: list[Showcase] = ()) -> str:
     nav = "".join(f'<li><a href="#{s.anchor}">{escape(s.title)}</a> ({len(s.entries)})</li>' for s in sections)
     body = [f"<h1>{escape(header.title)}</h1>",
             f'<p class="meta">store <code>{escape(header.store)}</code> · {header.results} results · '
@@ -73,6 +107,9 @@ def render_html(header: Header, sections: list[Section]) -> str:
     for section in sections:
         body.append(f'<h2 id="{section.anchor}">{escape(section.title)}</h2>')
         body.extend(_html_entry(e) for e in section.entries)
+    if showcases:
+        body.append('<h2 id="paintings">Paintings: maps and neighbours</h2>')
+        body.extend(_html_showcase(show) for show in showcases)
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{escape(header.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             + "\n".join(body) + "\n</body>\n</html>\n")
@@ -129,10 +166,20 @@ def _md_entry(entry: Entry) -> str:
     for table in entry.per_class:
         parts.append(f"<details><summary>{_md_html(table.caption)} ({len(table.rows)} rows)</summary>\n\n"
                      f"{_md_table(table)}\n</details>\n")
+    if entry.galleries:
+        parts.append(f"<details><summary>paintings ({len(entry.galleries)})</summary>\n\n"
+                     + "\n".join(_md_gallery(g) for g in entry.galleries) + "\n</details>\n")
     return "\n".join(parts)
 
 
-def render_markdown(header: Header, sections: list[Section]) -> str:
+def _md_gallery(gallery: Gallery) -> str:
+    tiles = [f"![{_md(t.key)}]({t.src})" if t.src and _safe_ref(t.src) else f"({_md(t.key)}: no image)"
+             for t in gallery.tiles]
+    captions = "; ".join(f"{_md(t.key)}: {_md(t.caption)}" for t in gallery.tiles)
+    return f"**{_md(gallery.title)}**\n\n" + " ".join(tiles) + f"\n\n<sub>{captions}</sub>\n"
+
+
+def render_markdown(header: Header, sections: list[Section], showcases: list[Showcase] = ()) -> str:
     lines = [f"# {_md(header.title)}\n",
              f"store `{_md_code(header.store)}` · {header.results} results · generated {header.generated}\n",
              _md_table(header.tables)]
@@ -140,4 +187,11 @@ def render_markdown(header: Header, sections: list[Section]) -> str:
     for section in sections:
         lines.append(f"## {section.title}\n")
         lines.extend(_md_entry(e) for e in section.entries)
+    if showcases:
+        lines.append("## Paintings: maps and neighbours\n")
+        for show in showcases:
+            lines.append(f"### {_md(show.table)}\n")
+            if show.map is not None and _safe_ref(show.map.path):
+                lines.append(f"![{_md(show.map.caption)}]({show.map.path})  \n*{_md(show.map.caption)}*\n")
+            lines.extend(_md_gallery(g) for g in show.sheets)
     return "\n".join(lines)
