@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from artlens.store.errors import UserError
-from artlens.store.layout import temporary_path
+from artlens.store.parts import write_atomic
 
 META_KEY = b"artlens.map"
 
@@ -63,13 +63,7 @@ def map_table(keys, xy, info: dict) -> pa.Table:
 
 def write_map(path: Path, table: pa.Table) -> Path:
     """Write the map atomically (a temporary name in the same folder, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        pq.write_table(table, tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(table, path)
     return path
 
 

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from artlens.store.errors import ArtlensError
-from artlens.store.layout import temporary_path
+from artlens.store.parts import write_atomic
 
 SCHEMA = pa.schema([
     ("result", pa.string()), ("probe", pa.string()), ("tables", pa.list_(pa.string())),
@@ -134,13 +134,7 @@ def write_rows(path: Path, rows: pa.Table) -> Path:
     """The rows behind a result, written atomically (a temporary name, then a rename) as Parquet."""
     if "key" not in rows.column_names:
         raise NotAResult(f"the rows of a result need a `key` column; columns: {rows.column_names}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        pq.write_table(rows, tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(rows, path)
     return path
 
 

@@ -3,7 +3,6 @@ paintings of a real linear probe on a real extracted table (tiny model), the map
 with no images gives cards, and a hostile label stays text. The report is a folder of static files."""
 import re
 from html.parser import HTMLParser
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
