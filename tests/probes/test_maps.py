@@ -163,6 +163,7 @@ def test_cli_map_prints_rows_and_time_and_reuses(clustered):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("umap")  # one worker: numba compiles UMAP once (~30 s), the other loads its cache
 def test_umap_on_a_small_table(clustered):
     with store.open(clustered) as s:
         first = project(s, "t", "umap", seed=0)

@@ -280,6 +280,7 @@ def test_straddling_near_duplicates_are_counted_and_grouping_by_them_removes_the
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("umap")  # one worker: numba compiles UMAP once (~30 s), the other loads its cache
 def test_umap_map_of_the_same_points_as_the_pca(grp_store):
     r = sep(grp_store, table="dups", sets="source", umap=True)       # numba compiles UMAP once: ~30 s cold
     m, p = r.details["umap"], r.details["pca"]
