@@ -37,16 +37,21 @@ BENCH_N    ?= 1000000
 BENCH_DIM  ?= 768
 
 .PHONY: install test test-fast mutants sample extract perturb index sql neighbors probes report findings \
-	findings-paintings bench bench-store clean-store
+	findings-paintings bench bench-store bench-explorer clean-store
 
 # Idempotent: the stamp is rebuilt only when the dependency files change.
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+# The explorer's scatter renderer: deck.gl's standalone bundle from the npm registry (explorer/web's committed
+# package-lock.json), copied into explorer/static/vendor/ (git-ignored); nothing is downloaded at run time.
+$(VENV)/.installed: pyproject.toml constraints.txt explorer/web/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	cd explorer/web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p explorer/static/vendor
+	cp explorer/web/node_modules/deck.gl/dist.min.js explorer/static/vendor/deck.min.js
 	touch $@
 
 # Two workers (pytest-xdist) on the 2-core CI machine; the tests on the shared data share one (tests/conftest.py).
@@ -161,6 +166,10 @@ im.resize((w, h), Image.LANCZOS).save(sys.argv[2], quality=90)" \
 # Indexes and SQL on BENCH_N synthetic clustered vectors: prints a table, writes bench-out/bench-store.json
 bench-store: install
 	$(BIN)/python -m benchmarks.store_indexes --n $(BENCH_N) --dim $(BENCH_DIM) --out bench-out/bench-store.json
+
+# The explorer on a 100,000-row synthetic table: map data (first and cached), neighbour search, cached thumbnail
+bench-explorer: install
+	$(BIN)/python -m benchmarks.explorer
 
 clean-store:
 	rm -rf $(STORE)

@@ -24,14 +24,32 @@ def encode_query(entry: "TableEntry", *, text: str | None = None,
                  cache_dir: str | None = None) -> np.ndarray:
     """Words or an image (a path, its bytes, or a PIL image) → one L2-normalised vector, made by the table's
     own model and weights (from its catalog row; weights whose checksum differs are refused)."""
-    from artlens.pipeline.models.load import load_for_table
-
-    loaded = load_for_table(entry, device, cache_dir)
+    loaded = _model_for(entry, device, cache_dir)
     if text is not None:
         from artlens.pipeline.texts import encode_texts
 
         return encode_texts(loaded, [text])[0]
     return loaded.embed(loaded.preprocess(_as_image(image))[None])[0]
+
+
+#: The models loaded for queries in this process, most recent last: a session of searches (the explorer, a
+#: notebook) loads a table's model once, not at every query. Keyed by what names the weights exactly.
+_MODELS: dict[tuple, object] = {}
+MODELS_KEPT = 2
+
+
+def _model_for(entry: "TableEntry", device: str, cache_dir: str | None):
+    from artlens.pipeline.models.load import load_for_table
+
+    ident = (entry.model, entry.model_ref, entry.pretrained, entry.checkpoint_sha256, entry.preprocess, device,
+             cache_dir)
+    if ident not in _MODELS:
+        loaded = load_for_table(entry, device, cache_dir)
+        while len(_MODELS) >= MODELS_KEPT:
+            _MODELS.pop(next(iter(_MODELS)))
+        _MODELS[ident] = loaded
+    _MODELS[ident] = _MODELS.pop(ident)   # most recently used last
+    return _MODELS[ident]
 
 
 def _as_image(image) -> "Image.Image":

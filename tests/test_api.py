@@ -58,6 +58,20 @@ def test_text_is_encoded_by_the_tables_own_model(painted, tiny_model):
     assert [r["score"] for r in got] == pytest.approx([float(table[r["key"]] @ query) for r in got], abs=1e-5)
 
 
+
+def test_a_session_of_text_queries_loads_the_tables_model_once(painted):
+    from artlens import api
+    from artlens.store.catalog import Catalog
+    from artlens.store.layout import StoreLayout
+
+    store, _ = painted
+    entry = Catalog(StoreLayout.at(store).catalog_path).get("t")
+    first = api._model_for(entry, "cpu", None)
+    vectors = [api.encode_query(entry, text=t, device="cpu") for t in ("a red painting", "a blue painting")]
+    assert api._model_for(entry, "cpu", None) is first          # the same loaded model, not a reload
+    assert not np.allclose(vectors[0], vectors[1])                 # and it still encodes each query
+
+
 @pytest.mark.parametrize("query, message", [
     ({}, "give exactly one of key, vector, text, image"),
     ({"key": "p0", "text": "a painting"}, "give exactly one of"),

@@ -22,7 +22,7 @@ from conftest import REPO
 
 #: source folder → the import name it is installed as (pyproject's [tool.setuptools.package-dir])
 FOLDERS = {"artlens": "artlens", "pipeline": "artlens.pipeline", "store": "artlens.store",
-           "probes": "artlens.probes", "benchmarks": "benchmarks"}
+           "probes": "artlens.probes", "explorer": "artlens.explorer", "benchmarks": "benchmarks"}
 
 #: importer (module prefix) → the artlens modules it may import: prefixes, except "artlens", which means the
 #: package root alone (its __version__; the API names it exports are lazy), and "*", anything. The first row
@@ -34,6 +34,9 @@ ALLOWED = [
     ("artlens.probes", ("artlens.errors", "artlens.store", "artlens.probes")),
     ("artlens.pipeline", ("artlens", "artlens.errors", "artlens.store", "artlens.pipeline")),
     ("artlens.cli", ("*",)),
+    # the web explorer serves the store, the API (text and image queries), the probes' maps; never the CLI
+    ("artlens.explorer", ("artlens", "artlens.api", "artlens.errors", "artlens.store", "artlens.probes",
+                          "artlens.explorer")),
     ("artlens.__main__", ("artlens.cli",)),
     ("artlens", ("artlens.errors", "artlens.store", "artlens.pipeline", "artlens.probes", "artlens.api")),
     ("benchmarks", ("artlens", "artlens.store", "artlens.pipeline", "artlens.errors", "benchmarks")),
@@ -76,7 +79,7 @@ def _is_under(name: str, prefix: str) -> bool:
 
 
 def _ours(name: str) -> bool:
-    return name.split(".")[0] in ("artlens", "pipeline", "store", "probes", "benchmarks")
+    return name.split(".")[0] in ("artlens", "pipeline", "store", "probes", "explorer", "benchmarks")
 
 
 def _rule(module: str) -> tuple[str, ...]:
@@ -101,7 +104,7 @@ def test_imports_follow_the_layers():
             where = f"{path.relative_to(REPO)}:{line} imports {name}"
             if name.startswith("."):
                 bad.append(f"{where} (relative: write the absolute artlens name)")
-            elif name.split(".")[0] in ("pipeline", "store", "probes"):
+            elif name.split(".")[0] in ("pipeline", "store", "probes", "explorer"):
                 bad.append(f"{where} (a top-level design folder: import it as artlens.{name})")
             elif _ours(name) and not _allowed(name, allowed):
                 bad.append(f"{where} (allowed: {', '.join(allowed)})")
@@ -155,7 +158,8 @@ def _pyproject() -> dict:
 def test_every_package_folder_is_listed_in_pyproject_under_its_artlens_name():
     setuptools = _pyproject()["tool"]["setuptools"]
     assert setuptools["package-dir"] == {"artlens": "artlens", "artlens.pipeline": "pipeline",
-                                         "artlens.store": "store", "artlens.probes": "probes"}
+                                         "artlens.store": "store", "artlens.probes": "probes",
+                                         "artlens.explorer": "explorer"}
     folders = {m for m, p in MODULES.items() if p.name == "__init__.py" and not m.startswith("benchmarks")}
     assert sorted(setuptools["packages"]) == sorted(folders)
 

@@ -82,6 +82,10 @@ COMMANDS: dict[str, Command] = {
                       _late("models", "models_args"), _late("models", "models_run")),
     "results": Command("one table of every probe result in a store (metric, value, interval, baseline, n, model)",
                        _late("results", "results_args"), _late("results", "results_run")),
+    "map": Command("compute a table's 2-D map (PCA or UMAP of its embeddings) and keep it in the store",
+                   _late("maps", "map_args"), _late("maps", "map_run")),
+    "serve": Command("a web explorer over a store (map, search, paintings, probe results) and its JSON API, on "
+                     "127.0.0.1 by default", _late("serve", "serve_args"), _late("serve", "serve_run")),
 }
 
 
