@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from artlens.store.errors import UserError
+from artlens.store.errors import ArtlensError, UserError
 from artlens.store.parts import write_atomic
 
 META_KEY = b"artlens.map"
@@ -30,7 +30,7 @@ class MapError(UserError, ValueError):
     """Map data that cannot be kept (keys and coordinates that do not match)."""
 
 
-class UnreadableMap(Exception):
+class UnreadableMap(ArtlensError):
     """A map file that exists but cannot be read as a map (the message says why)."""
 
 
