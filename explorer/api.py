@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from artlens.explorer.images import has_images, image_url_column
-from artlens.explorer.safety import BadRequest, NotFound, columns_of, ident, known_column, known_table
+from artlens.explorer.safety import BadRequest, NotFound, columns_of, known_column, known_table
+from artlens.store.filters import quote_ident
 
 #: A colour column with more distinct values than this shows the most frequent ones and "other".
 MAX_CATEGORIES = 24
@@ -56,7 +57,7 @@ def tables(store) -> list[dict]:
 
 def row(store, table: str, key: str) -> dict:
     known_table(store, table)
-    found = store.sql(f"SELECT * FROM {ident(table)} WHERE key = ?", [key])
+    found = store.sql(f"SELECT * FROM {quote_ident(table)} WHERE key = ?", [key])
     if found.num_rows == 0:
         raise NotFound(f"no row with key {key!r} in table {table!r}")
     rows = rows_json(found)
@@ -64,7 +65,7 @@ def row(store, table: str, key: str) -> dict:
 
 
 def _require_key(store, table: str, key: str) -> None:
-    if store.sql(f"SELECT 1 FROM {ident(table)} WHERE key = ? LIMIT 1", [key]).num_rows == 0:
+    if store.sql(f"SELECT 1 FROM {quote_ident(table)} WHERE key = ? LIMIT 1", [key]).num_rows == 0:
         raise NotFound(f"no row with key {key!r} in table {table!r}")
 
 
@@ -110,7 +111,7 @@ def map_data(store, table: str, method: str = "pca", color: str | None = None, w
 
 
 def _colours(store, table: str, column: str, keys: pa.ChunkedArray) -> dict:
-    values = store.sql(f"SELECT key, {ident(column)} AS v FROM {ident(table)}")
+    values = store.sql(f"SELECT key, {quote_ident(column)} AS v FROM {quote_ident(table)}")
     index = pc.index_in(keys, value_set=values.column("key"))
     picked = values.column("v").take(pc.fill_null(index, 0))
     picked = pc.if_else(pc.is_null(index), pa.nulls(len(keys), picked.type), picked)

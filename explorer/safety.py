@@ -4,6 +4,7 @@ goes through the store's own filter machinery (store/filters.py), never into SQL
 from __future__ import annotations
 
 from artlens.errors import UserError
+from artlens.store.filters import quote_ident
 
 
 class NotFound(UserError, LookupError):
@@ -27,14 +28,11 @@ def known_table(store, table: str) -> str:
     return table
 
 
-def ident(name: str) -> str:
-    """A column or table name as a quoted SQL identifier (used only on names checked against the catalog)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def columns_of(store, table: str) -> list[str]:
     """The table's columns as its view has them."""
-    return [name for name in store.sql(f"SELECT * FROM {ident(known_table(store, table))} LIMIT 0").column_names]
+    return [name for name in store.sql(f"SELECT * FROM {quote_ident(known_table(store, table))} LIMIT 0").column_names]
 
 
 def known_column(store, table: str, column: str) -> str:

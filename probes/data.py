@@ -7,7 +7,7 @@ import numpy as np
 
 from artlens import store
 from artlens.errors import UserError
-from artlens.store.filters import select_rows
+from artlens.store.filters import quote_ident, select_rows
 
 
 class ProbeDataError(UserError):
@@ -21,14 +21,10 @@ class Rows:
     columns: dict[str, np.ndarray]      # requested metadata columns
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def table_columns(s: "store.Store", table: str) -> set[str]:
     if table not in s.tables():
         raise ProbeDataError(f"no table {table!r} in the store; tables: {s.tables()}")
-    return set(s.sql(f"SELECT * FROM {_ident(table)} LIMIT 0").column_names)
+    return set(s.sql(f"SELECT * FROM {quote_ident(table)} LIMIT 0").column_names)
 
 
 def load_rows(s: "store.Store", table: str, columns: list[str], where: str | None = None,
@@ -40,9 +36,9 @@ def load_rows(s: "store.Store", table: str, columns: list[str], where: str | Non
     missing = [c for c in columns if c not in available]
     if missing:
         raise ProbeDataError(f"table {table!r} has no column(s) {missing}; columns: {sorted(available)}")
-    conditions = [f"{_ident(c)} IS NOT NULL" for c in (require or [])]
+    conditions = [f"{quote_ident(c)} IS NOT NULL" for c in (require or [])]
     clause = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    cols = "".join(f", {_ident(c)}" for c in columns)
+    cols = "".join(f", {quote_ident(c)}" for c in columns)
     # the user's filter is one parsed expression, applied where it can read only the store (store/filters.py)
     table_data = select_rows(s, table, f"key{cols}, embedding", where, f"{clause} ORDER BY key")
     if table_data.num_rows == 0:

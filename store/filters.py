@@ -72,7 +72,8 @@ def check_filter(text: str) -> str:
     return text.strip()
 
 
-def _ident(name: str) -> str:
+def quote_ident(name: str) -> str:
+    """A table or column name as a quoted SQL identifier (the one place artlens quotes them)."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -104,7 +105,7 @@ class _Locked:
         for row in store.con.execute(
                 "SELECT function_name, parameters, macro_definition FROM duckdb_functions() "
                 "WHERE function_type = 'macro' AND NOT internal").fetchall():
-            con.execute(f"CREATE MACRO {_ident(row[0])}({', '.join(map(_ident, row[1]))}) AS {row[2]}")
+            con.execute(f"CREATE MACRO {quote_ident(row[0])}({', '.join(map(quote_ident, row[1]))}) AS {row[2]}")
         pending = list(self.views)
         while pending:  # views over views: create those whose dependencies exist, until none are left
             failed = []
@@ -132,7 +133,7 @@ def _views(store: "Store") -> tuple[tuple[tuple[str, str], ...], dict[str, pa.Ta
     rows = store.con.execute("SELECT view_name, sql, temporary FROM duckdb_views() WHERE NOT internal "
                              "ORDER BY view_name").fetchall()
     views = tuple((name, sql) for name, sql, temporary in rows if not temporary)
-    registered = {name: _arrow(store.con.sql(f"SELECT * FROM {_ident(name)}"))
+    registered = {name: _arrow(store.con.sql(f"SELECT * FROM {quote_ident(name)}"))
                   for name, _, temporary in rows if temporary and not name.startswith("_hits")}
     return views, registered
 
@@ -158,14 +159,14 @@ def select_rows(store: "Store", table: str, columns: str, where: str | None, tai
     on the store's own connection, as any other."""
     store.entry(table)  # no such table: says so and lists the store's tables
     if not where:
-        return store.sql(f"SELECT {columns} FROM {_ident(table)} {tail}")
+        return store.sql(f"SELECT {columns} FROM {quote_ident(table)} {tail}")
     parsed = expression(where)
     # a store at a URL: fetch the tables the filter names too (the text is only parsed for its table names
     # here, never run; it was checked above to be one expression)
-    store.prepare(f"SELECT * FROM {_ident(table)} WHERE (\n{where}\n)")
+    store.prepare(f"SELECT * FROM {quote_ident(table)} WHERE (\n{where}\n)")
     con = locked_connection(store)
     try:
-        relation = con.sql(f"SELECT * FROM {_ident(table)}").filter(parsed)
+        relation = con.sql(f"SELECT * FROM {quote_ident(table)}").filter(parsed)
         return _arrow(relation.query("_filtered", f"SELECT {columns} FROM _filtered {tail}"))
     except duckdb.PermissionException as exc:
         raise FilterError(f"may read only the store's own tables ({store.layout.root}), not other files: "

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from artlens.store.catalog import DUP_GROUP_COLUMN, DUPLICATES_KIND, Catalog, IndexEntry, TableEntry
 from artlens.store.errors import ArtlensWarning, UserError
+from artlens.store.filters import quote_ident
 from artlens.store.layout import LayoutError, StoreLayout, check_table_name
 from artlens.store.parts import FAILURE_SCHEMA, fold
 from artlens.store.results import (NotAResult, read_result, read_rows, result_files, results_table, rows_of,
@@ -517,7 +518,7 @@ class Store:
             raise ImageNotFound(f"no table {table!r} in {self.layout.root}; tables: {self.tables()}",
                                 argument="table")
         column = getattr(self._entries[table], "image_url_column", "")
-        rows = self.sql(f'SELECT {_ident(column) if column else "NULL"} AS url FROM "{table}" WHERE key = ? LIMIT 1',
+        rows = self.sql(f'SELECT {quote_ident(column) if column else "NULL"} AS url FROM "{table}" WHERE key = ? LIMIT 1',
                         [key]).column("url").to_pylist()
         if not rows:
             raise ImageNotFound(f"no row of key {key!r} in table {table!r}", argument="key")
@@ -595,10 +596,6 @@ def _table_names(con: duckdb.DuckDBPyConnection, query: str) -> set[str] | None:
         elif isinstance(node, list):
             todo.extend(node)
     return found
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _one_line(exc: Exception) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from artlens.errors import UserError
+from artlens.store.filters import quote_ident
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def result_galleries(store, result: dict, thumbs: Thumbnails) -> list[Gallery]:
 
 def neighbour_sheets(store, table: str, thumbs: Thumbnails, seed: int = 0) -> list[Gallery]:
     """A few seeded query paintings of `table` and their nearest neighbours, the query first."""
-    keys = sorted(store.sql(f'SELECT key FROM "{table}"').column("key").to_pylist())
+    keys = sorted(store.sql(f"SELECT key FROM {quote_ident(table)}").column("key").to_pylist())
     if not keys:
         return []
     chosen = np.random.default_rng(seed).choice(len(keys), size=min(SHEET_QUERIES, len(keys)), replace=False)
@@ -144,12 +145,12 @@ MAX_COLOURS = 12
 
 def colour_column(store, table: str) -> str | None:
     """The first text column of `table` with 2 to MAX_COLOURS values (a label worth colouring by), or None."""
-    columns = store.sql(f"SELECT column_name, column_type FROM (DESCRIBE \"{table}\")").to_pylist()
+    columns = store.sql(f"SELECT column_name, column_type FROM (DESCRIBE {quote_ident(table)})").to_pylist()
     for col in (c["column_name"] for c in columns if c["column_type"] == "VARCHAR"):
         if col in NOT_A_COLOUR:
             continue
-        quoted = '"' + col.replace('"', '""') + '"'
-        n = store.sql(f'SELECT count(DISTINCT {quoted}) AS n FROM "{table}"').column("n")[0].as_py()
+        counted = store.sql(f"SELECT count(DISTINCT {quote_ident(col)}) AS n FROM {quote_ident(table)}")
+        n = counted.column("n")[0].as_py()
         if 2 <= n <= MAX_COLOURS:
             return col
     return None
@@ -166,8 +167,7 @@ def map_figure(store, table: str, folder: Path):
     colour = colour_column(store, table)
     by_key = {}
     if colour:
-        quoted = '"' + colour.replace('"', '""') + '"'
-        rows = store.sql(f'SELECT key, {quoted} AS c FROM "{table}"').to_pydict()
+        rows = store.sql(f"SELECT key, {quote_ident(colour)} AS c FROM {quote_ident(table)}").to_pydict()
         by_key = dict(zip(rows["key"], rows["c"]))
     with matplotlib.rc_context(STYLE):
         fig = new_figure(6.4, 5.2)
