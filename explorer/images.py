@@ -9,7 +9,7 @@ from artlens.store.images import ImageNotFound, ImageUnavailable
 
 def image_url_column(entry) -> str:
     """The column of image URLs of a table without images ('' when none is named)."""
-    return getattr(entry, "image_url_column", "") or ""
+    return entry.image_url_column or ""
 
 
 def has_images(entry) -> bool:
