@@ -81,7 +81,7 @@ function colour(map, i) {
   if (map.color_kind === "category") return PALETTE[map.codes[i] % PALETTE.length];
   if (map.color_kind === "number") {
     const v = map.values[i];
-    if (v === null || !map.range) return [190, 190, 190];
+    if (Number.isNaN(v) || !map.range) return [190, 190, 190];
     const t = map.range[1] > map.range[0] ? (v - map.range[0]) / (map.range[1] - map.range[0]) : 0.5;
     return [Math.round(68 + t * 185), Math.round(1 + t * 230), Math.round(84 + (t < 0.5 ? t : 1 - t) * 160)];
   }
@@ -102,41 +102,68 @@ function legend(map) {
   return box;
 }
 
+const METHODS = { pca: "PCA (fast)", umap: "UMAP (minutes the first time on a large table)" };
+
 async function renderMap() {
   const table = state.table;
   const info = tableInfo(table);
   const select = el("select", { id: "color" }, el("option", { value: "" }, "(one colour)"));
   for (const c of info.columns || []) if (c !== "key") select.append(el("option", { value: c }, c));
   select.value = state.color && (info.columns || []).includes(state.color) ? state.color : "";
+  const method = el("select", { id: "method" });
+  for (const [value, label] of Object.entries(METHODS)) method.append(el("option", { value }, label));
+  method.value = state.method || "pca";
+  const mode = el("select", { id: "select-mode" }, el("option", { value: "box" }, "box"),
+    el("option", { value: "lasso" }, "lasso"));
+  mode.value = state.selectMode || "box";
   const status = el("span", { class: "hint", id: "map-status" }, "loading the map…");
   const box = el("div", { id: "map" });
   const selection = el("section", { id: "selection" });
   view().replaceChildren(
-    el("div", { class: "toolbar" }, el("label", {}, "colour by ", select), status,
-      el("span", { class: "hint" }, "drag to pan, wheel to zoom, shift-drag to select a box")),
+    el("div", { class: "toolbar" }, el("label", {}, "projection ", method), el("label", {}, "colour by ", select),
+      el("label", {}, "shift-drag selects a ", mode), status,
+      el("span", { class: "hint" }, "drag to pan, wheel to zoom, click a point to open it")),
     box, el("div", { id: "legend-box" }), selection);
   select.addEventListener("change", () => { state.color = select.value; drawMap(box, status); });
+  method.addEventListener("change", () => { state.method = method.value; drawMap(box, status); });
+  mode.addEventListener("change", () => { state.selectMode = mode.value; });
   await drawMap(box, status);
-  boxSelection(box, selection);
+  dragSelection(box, selection);
+}
+
+// The map's typed arrays arrive as base64 of little-endian bytes (`arrays` names their types).
+const ARRAY_TYPES = { float32: Float32Array, uint8: Uint8Array };
+function unpackMap(map) {
+  for (const [name, type] of Object.entries(map.arrays || {})) {
+    const text = atob(map[name]);
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    map[name] = new ARRAY_TYPES[type](bytes.buffer);
+  }
 }
 
 async function drawMap(box, status) {
   const table = state.table;
   const color = state.color ? `&color=${enc(state.color)}` : "";
+  const method = state.method || "pca";
+  status.textContent = `loading the ${method} map…`;
+  delete status.dataset.points;
   let map;
   try {
-    map = await getJSON(`/api/tables/${enc(table)}/map?method=pca${color}${whereParam()}`);
+    map = await getJSON(`/api/tables/${enc(table)}/map?method=${enc(method)}${color}${whereParam()}`);
   } catch (e) { status.textContent = ""; showError(e.message); return; }
+  unpackMap(map);
   state.map = map;
   const n = map.keys.length;
   const positions = new Float32Array(2 * n);
   const colours = new Uint8Array(4 * n);
   let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
   for (let i = 0; i < n; i++) {
-    positions[2 * i] = map.x[i]; positions[2 * i + 1] = -map.y[i];
-    x0 = Math.min(x0, map.x[i]); x1 = Math.max(x1, map.x[i]); y0 = Math.min(y0, -map.y[i]); y1 = Math.max(y1, -map.y[i]);
+    const x = map.x[i], y = -map.y[i];
+    positions[2 * i] = x; positions[2 * i + 1] = y;
+    if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
     const c = colour(map, i);
-    colours.set([c[0], c[1], c[2], 210], 4 * i);
+    colours[4 * i] = c[0]; colours[4 * i + 1] = c[1]; colours[4 * i + 2] = c[2]; colours[4 * i + 3] = 210;
   }
   if (!n) { x0 = y0 = -1; x1 = y1 = 1; }
   const width = box.clientWidth, height = box.clientHeight;
@@ -144,21 +171,24 @@ async function drawMap(box, status) {
   const zoom = Math.log2(Math.min(width, height) / span * 0.9);
   const radius = Math.max(1.5, Math.min(6, 400 / Math.sqrt(Math.max(n, 1))));
   const layer = new deck.ScatterplotLayer({
-    id: "points", data: { length: n, attributes: { getPosition: { value: positions, size: 2 },
+    id: `points-${method}`, data: { length: n, attributes: { getPosition: { value: positions, size: 2 },
       getFillColor: { value: colours, size: 4, normalized: true } } },
     radiusUnits: "pixels", getRadius: radius, pickable: true, autoHighlight: true, highlightColor: [0, 0, 0, 255],
   });
   const props = { layers: [layer], onHover: (pick) => hover(pick) };
-  if (state.deck && state.deck.props.parent === box) state.deck.setProps(props);
-  else {
+  const viewState = { target: [(x0 + x1) / 2, (y0 + y1) / 2, 0], zoom };
+  if (state.deck && state.deck.props.parent === box) {
+    state.deck.setProps(state.deck.method === method ? props : { ...props, initialViewState: viewState });
+  } else {
     if (state.deck) state.deck.finalize();
     state.deck = new deck.Deck({ parent: box, width: "100%", height: "100%", views: new deck.OrthographicView({ id: "ortho" }),
-      initialViewState: { target: [(x0 + x1) / 2, (y0 + y1) / 2, 0], zoom }, controller: true,
+      initialViewState: viewState, controller: true,
       getCursor: ({ isHovering }) => (isHovering ? "pointer" : "grab"),
       onClick: (pick) => { if (pick.index >= 0) location.hash = `#/painting/${enc(table)}/${enc(state.map.keys[pick.index])}`; },
       ...props });
   }
-  status.textContent = `${n.toLocaleString()} points${state.where ? " (filtered)" : ""}`;
+  state.deck.method = method;
+  status.textContent = `${n.toLocaleString()} points (${method})${state.where ? " (filtered)" : ""}`;
   status.dataset.points = String(n);
   document.getElementById("legend-box").replaceChildren(legend(map));
 }
@@ -185,38 +215,67 @@ async function hover(pick) {
   tip.hidden = false;
 }
 
-// Shift-drag draws a box; the paintings inside it are listed as a grid.
-function boxSelection(box, out) {
-  let start = null, rect = null;
+// Is (x, y) inside the polygon (even-odd rule)?
+function inside(poly, x, y) {
+  let hit = false;
+  for (let i = 0, j = poly.length - 1; i < poly.length; j = i++) {
+    const [xi, yi] = poly[i], [xj, yj] = poly[j];
+    if ((yi > y) !== (yj > y) && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) hit = !hit;
+  }
+  return hit;
+}
+
+// Shift-drag draws a box or a lasso (the toolbar's choice); the paintings inside it are listed as a grid.
+function dragSelection(box, out) {
+  const SVG = "http://www.w3.org/2000/svg";
+  let path = null, shape = null;
   const local = (e) => { const r = box.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
   const stop = (e) => { e.stopPropagation(); e.preventDefault(); };
+  const lasso = () => (state.selectMode || "box") === "lasso";
   box.addEventListener("pointerdown", (e) => {
     if (!e.shiftKey) return;
     stop(e);
-    start = local(e);
-    rect = el("div", { class: "box" });
-    box.append(rect);
+    path = [local(e)];
+    if (lasso()) {
+      shape = document.createElementNS(SVG, "svg");
+      shape.setAttribute("class", "lasso");
+      shape.append(document.createElementNS(SVG, "polygon"));
+    } else shape = el("div", { class: "box" });
+    box.append(shape);
   }, true);
   box.addEventListener("pointermove", (e) => {
-    if (!start) return;
+    if (!path) return;
     stop(e);
     const [x, y] = local(e);
-    Object.assign(rect.style, { left: `${Math.min(x, start[0])}px`, top: `${Math.min(y, start[1])}px`,
-      width: `${Math.abs(x - start[0])}px`, height: `${Math.abs(y - start[1])}px` });
+    if (lasso()) {
+      path.push([x, y]);
+      shape.firstChild.setAttribute("points", path.map((p) => p.join(",")).join(" "));
+    } else {
+      const [sx, sy] = path[0];
+      Object.assign(shape.style, { left: `${Math.min(x, sx)}px`, top: `${Math.min(y, sy)}px`,
+        width: `${Math.abs(x - sx)}px`, height: `${Math.abs(y - sy)}px` });
+    }
   }, true);
   box.addEventListener("pointerup", (e) => {
-    if (!start) return;
+    if (!path) return;
     stop(e);
     const end = local(e);
-    rect.remove();
+    shape.remove();
     const viewport = state.deck.getViewports()[0];
-    const [ax, ay] = viewport.unproject(start), [bx, by] = viewport.unproject(end);
-    start = null;
-    const [lx, hx, ly, hy] = [Math.min(ax, bx), Math.max(ax, bx), Math.min(ay, by), Math.max(ay, by)];
+    let poly;
+    const free = lasso();
+    if (free) poly = path.concat([end]).map((p) => viewport.unproject(p));
+    else {
+      const [[ax, ay], [bx, by]] = [viewport.unproject(path[0]), viewport.unproject(end)];
+      poly = [[ax, ay], [bx, ay], [bx, by], [ax, by]];
+    }
+    path = null;
     const map = state.map, keys = [];
+    const xs = poly.map((p) => p[0]), ys = poly.map((p) => p[1]);
+    const [lx, hx, ly, hy] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
     for (let i = 0; i < map.keys.length; i++) {
       const px = map.x[i], py = -map.y[i];
-      if (px >= lx && px <= hx && py >= ly && py <= hy) keys.push(map.keys[i]);
+      if (px >= lx && px <= hx && py >= ly && py <= hy && (!free || inside(poly, px, py))) keys.push(map.keys[i]);
     }
     showSelection(out, keys);
   }, true);

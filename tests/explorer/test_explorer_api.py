@@ -10,6 +10,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -147,16 +148,32 @@ def test_neighbours_of_an_uploaded_image(served):
     assert code == 400 and body["error"]
 
 
-def test_the_map_is_compact_arrays_with_colours(served):
+def test_the_map_is_compact_arrays_with_colours(served, explorer_store):
+    from artlens import store
+    from artlens.explorer.api import unpack
+
     data = get_json(served, "/api/tables/paintings/map", color="style")
-    assert data["n"] == 21 == len(data["keys"]) == len(data["x"]) == len(data["y"]) == len(data["codes"])
+    x, y, codes = unpack(data, "x"), unpack(data, "y"), unpack(data, "codes")
+    assert data["n"] == 21 == len(data["keys"]) == len(x) == len(y) == len(codes)
+    assert data["arrays"] == {"x": "float32", "y": "float32", "codes": "uint8"}
+    with store.open(explorer_store) as s:   # the stored map's coordinates, exactly, in the payload's key order
+        kept = s.map("paintings", "pca").to_pydict()
+    where = {k: i for i, k in enumerate(kept["key"])}
+    assert np.array_equal(x, np.float32([kept["x"][where[k]] for k in data["keys"]]))
+    assert np.array_equal(y, np.float32([kept["y"][where[k]] for k in data["keys"]]))
     assert data["color_kind"] == "category" and set(data["categories"]) == {"cubism", "baroque", HOSTILE}
+    rows = {r["key"]: r["style"] for r in get_json(served, "/api/tables/paintings/neighbors", key="p0_00", k=20)}
+    rows["p0_00"] = "cubism"
+    assert all(data["categories"][c] == rows[k] for k, c in zip(data["keys"], codes))
     numbers = get_json(served, "/api/tables/paintings/map", color="year")
     assert numbers["color_kind"] == "number" and numbers["range"] == [1600.0, 1600.0 + 17 * 20]
+    years = unpack(numbers, "values")
+    assert years.min() == 1600 and years.max() == 1600 + 17 * 20 and len(years) == 21
     filtered = get_json(served, "/api/tables/paintings/map", where="style = 'cubism'")
-    assert filtered["n"] == 7 and set(filtered["keys"]) < set(data["keys"])
+    assert filtered["n"] == 7 and set(filtered["keys"]) < set(data["keys"]) and len(unpack(filtered, "x")) == 7
     assert get_json(served, "/api/tables/paintings/map", status=400, color="embedding")["error"]
     assert get_json(served, "/api/tables/paintings/map", status=400, color="no_such")["error"]
+    assert "umap" in get_json(served, "/api/tables/paintings/map", status=400, method="tsne")["error"]
 
 
 def test_results_and_a_confusion_cells_rows(served):

@@ -9,10 +9,11 @@ import io
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from explorerkit import HOSTILE, explorer_store, served  # noqa: F401 - fixtures
+from explorerkit import HOSTILE, Served, explorer_store, served  # noqa: F401 - fixtures
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -65,8 +66,8 @@ def until(page, js: str, timeout: float = 30.0) -> None:
 
 
 def coloured_pixels(png: bytes) -> int:
-    image = Image.open(io.BytesIO(png)).convert("RGB")
-    return sum(1 for r, g, b in image.getdata() if max(r, g, b) - min(r, g, b) > 40)
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+    return int(np.count_nonzero(rgb.max(axis=2) - rgb.min(axis=2) > 40))
 
 
 def test_the_map_draws_its_points_and_a_box_selects_paintings(page):
@@ -88,6 +89,55 @@ def test_the_map_draws_its_points_and_a_box_selects_paintings(page):
     page.wait_for_selector("#selection .thumb img")
     assert "Selection: 21 paintings" in page.locator("#selection h2").inner_text()
     shot(page, "map")
+
+
+def points_on_screen(page) -> list[tuple[str, float, float]]:
+    """Each drawn point's key and page position, from the map's own viewport (deck.gl's project)."""
+    return page.evaluate("""() => { const r = document.getElementById('map').getBoundingClientRect();
+        const v = state.deck.getViewports()[0];
+        return state.map.keys.map((k, i) => { const [x, y] = v.project([state.map.x[i], -state.map.y[i]]);
+                                             return [k, r.left + x, r.top + y]; }); }""")
+
+
+def inside(poly, x, y) -> bool:
+    hit = False
+    for (xi, yi), (xj, yj) in zip(poly, poly[-1:] + poly[:-1]):
+        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+            hit = not hit
+    return hit
+
+
+def test_hover_shows_a_thumbnail_and_a_lasso_selects_what_it_encloses(page):
+    page.goto(page.base + "/#/map")
+    page.wait_for_selector("#map-status[data-points='21']", timeout=60000)
+    page.wait_for_timeout(500)
+    key, x, y = points_on_screen(page)[0]
+    page.mouse.move(x - 30, y - 30)
+    page.mouse.move(x, y, steps=4)
+    page.wait_for_selector("#tooltip:not([hidden]) img", timeout=20000)
+    until(page, "document.querySelector('#tooltip img').naturalWidth > 0")
+    assert page.locator("#tooltip").get_attribute("data-key") == key and key in page.locator("#tooltip").inner_text()
+    shot(page, "map-hover")
+    page.mouse.move(1, 1)
+    # a triangle over the map's upper-left half: the listed paintings are exactly the points inside it
+    page.select_option("#select-mode", "lasso")
+    box = page.locator("#map").bounding_box()
+    corners = [(box["x"] + 4, box["y"] + 4), (box["x"] + box["width"] - 4, box["y"] + 4),
+               (box["x"] + 4, box["y"] + box["height"] - 4)]
+    expected = sorted(k for k, px, py in points_on_screen(page) if inside(corners, px, py))
+    assert 0 < len(expected) < 21, "the triangle should split the map's points"
+    page.keyboard.down("Shift")
+    page.mouse.move(*corners[0])
+    page.mouse.down()
+    for corner in corners[1:] + corners[:1]:
+        page.mouse.move(*corner, steps=6)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    page.wait_for_selector("#selection h2")
+    n = len(expected)
+    assert f"Selection: {n} painting{'s' if n != 1 else ''}" in page.locator("#selection h2").inner_text()
+    listed = sorted(page.locator("#selection .thumb").evaluate_all("els => els.map(e => e.dataset.key)"))
+    assert listed == expected
 
 
 def test_search_a_key_and_see_thumbnails(page):
@@ -135,3 +185,52 @@ def test_a_table_without_images_shows_metadata_cards(page):
     cards = page.locator("#search-results .card")
     assert cards.count() == 11 and HOSTILE in page.locator("#search-results").inner_text()
     shot(page, "no-images")
+
+
+@pytest.fixture
+def url_table(tmp_path):
+    """A store whose table names its images by URL: served by a real HTTP server on loopback for rows 0-3,
+    unreachable for rows 4-5; the explorer over it."""
+    import functools
+    import http.server
+    import threading
+
+    from artlens.store.catalog import TableEntry
+    from artlens.store.writer import TableWriter
+
+    (tmp_path / "www").mkdir()
+    Image.new("RGB", (90, 60), (200, 30, 30)).save(tmp_path / "www" / "red.png")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(6, 8)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    rows = [{"key": f"u{i}", "shard": "u.parquet", "title": f"work {i}",
+             "link": f"{base}/red.png" if i < 4 else "http://127.0.0.1:9/gone.png"} for i in range(6)]
+    writer = TableWriter(tmp_path / "store", TableEntry(name="urls", model="imported model", pretrained="imported",
+                                                        preprocess="unknown", dim=8, image_url_column="link"))
+    writer.commit("u.parquet", rows, X, [])
+    writer.finish()
+    server = Served(tmp_path / "store")
+    yield server
+    server.stop()
+    httpd.shutdown()
+
+
+def test_a_table_of_image_urls_shows_the_reachable_images(browser, url_table):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(url_table.url + "/#/search")
+        page.fill("#search-key", "u0")
+        page.click("#search-key-go")
+        page.wait_for_selector("#search-results .thumb")
+        until(page, "document.querySelectorAll('#search-results .card').length === 2")   # u4, u5: unreachable
+        until(page, "[...document.querySelectorAll('#search-results img')].filter(i => i.naturalWidth === 90).length === 3")
+        cards = page.locator("#search-results .thumb:has(.card)").evaluate_all("els => els.map(e => e.dataset.key)")
+        assert sorted(cards) == ["u4", "u5"]
+    finally:
+        context.close()
