@@ -16,6 +16,8 @@
       results/<name>.json                  probe results (the shape in probes/result.py)
       results/<name>.rows.parquet          the rows behind a probe result (store/results.py), where it has them
       results/examples/<table>/*.png       pictures of a table's rows (contact sheets of `artlens perturb`)
+      results/saliency/<table>/<stem>-<keyhash>-<method>-<texthash>.png  a row's saliency map (`artlens
+                                           saliency --key`), its numbers in the .json beside it (store/saliency.py)
       maps/<table>/<method>.parquet        a table's 2-D map (key, x, y; store/maps.py), one per method
       thumbnails/<table>/<size>/<hh>/<hash>.jpg  a row's cached thumbnail, longer side <size> (store/thumbnails.py;
                                            hash: sha256 of the key and size), made on demand or at extract
@@ -144,6 +146,29 @@ def shard_id(shard_url: str) -> str:
     return ident
 
 
+def _hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def saliency_prefix(key: str) -> str:
+    """The start of the file names of one row's saliency maps: `<file-safe key stem>-<key hash>-`."""
+    stem = re.sub(r"[^A-Za-z0-9_]+", "_", key)[:80] or "key"
+    return f"{stem}-{_hash(key)}-"
+
+
+_SALIENCY_METHOD = r"[a-z][a-z0-9_]{0,31}"
+#: What follows a row's `saliency_prefix` in the name of one of its maps' sidecars: `<method>-<text hash>.json`
+#: (the stem holds no '-', so a name belongs to one key only).
+SALIENCY_REST = re.compile(rf"({_SALIENCY_METHOD})-[0-9a-f]{{12}}\.json")
+
+
+def saliency_method(method: str) -> str:
+    """`method` when it can be part of a saliency map's file name, else LayoutError."""
+    if not re.fullmatch(_SALIENCY_METHOD, method):
+        raise LayoutError(f"invalid saliency method {method!r}: lower-case letters, digits and '_'")
+    return method
+
+
 @dataclass(frozen=True)
 class StoreLayout:
     root: Path
@@ -231,6 +256,16 @@ class StoreLayout:
     def examples_dir(self, table: str) -> Path:
         """Pictures that show what a table holds (e.g. the contact sheets of a deformation table)."""
         return self.results_dir() / "examples" / check_table_name(table)
+
+    def saliency_dir(self, table: str) -> Path:
+        """Where the saliency maps of a table's rows live (`artlens saliency --key`, store/saliency.py)."""
+        return self.results_dir() / "saliency" / check_table_name(table)
+
+    def saliency_path(self, table: str, key: str, method: str, text: str) -> Path:
+        """The one place of the saliency map (PNG; its sidecar is the .json beside it) of row `key` explained
+        for `text` by `method`: named by a readable stem of the key and hashes of the key and the text, so any
+        key and any words make a safe, distinct name."""
+        return self.saliency_dir(table) / f"{saliency_prefix(key)}{saliency_method(method)}-{_hash(text)}.png"
 
     def result_path(self, name: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_.=,-]+", "_", name)[:200]

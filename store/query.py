@@ -524,6 +524,15 @@ class Store:
             raise ImageNotFound(f"no row of key {key!r} in table {table!r}", argument="key")
         return str(rows[0]) if rows[0] not in (None, "") else None
 
+    def saliency_maps(self, table: str, key: str) -> list[dict]:
+        """The saliency maps kept for row `key` of `table` (`artlens saliency --key`; store/saliency.py): one
+        dict per map, by file name, with its `method`, `text`, `score` and `png` path. A URL store fetches
+        the table's maps into its mirror the first time (results/saliency/<table>/)."""
+        from artlens.store.saliency import saliency_maps
+
+        self.entry(table)
+        return saliency_maps(self.layout, table, key)
+
     def make_thumbnails(self, table: str, size: int, keys=None, progress: bool = False) -> int:
         """Make and keep the thumbnails of longer side `size` of `keys` (default: every row) that are not
         cached yet; how many were made (rows whose image is unavailable are skipped)."""

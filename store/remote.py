@@ -34,7 +34,7 @@ ALWAYS_FETCHED = (CATALOG, "catalog.json")
 LOCAL_ONLY_SUFFIXES = (".lock", ".wal")
 TMP_PREFIX = ".tmp-"
 #: Folders a lazy pull leaves in the bucket until a query needs them (per table: `<top>/<table>/`).
-LAZY_TOPS = ("tables", "failures", "indexes", "results/examples", "thumbnails", "maps")
+LAZY_TOPS = ("tables", "failures", "indexes", "results/examples", "results/saliency", "thumbnails", "maps")
 
 
 def is_remote(root) -> bool:
