@@ -35,9 +35,12 @@ def saliency_arguments(p: argparse.ArgumentParser) -> None:
     from artlens.cli.args import option
     from artlens.probes.interpret.config import SaliencyConfig as C
 
-    p.add_argument("--image", required=True, help="image file (decoded like extraction: EXIF, odd modes)")
+    p.add_argument("--image", help="image file (decoded like extraction: EXIF, odd modes); or --key")
+    p.add_argument("--key", help="instead of --image: the row of --table whose painting is explained (its map is "
+                                 "kept in --store, where the explorer's painting page shows it)")
     p.add_argument("--text", required=True, help="the words whose image–text score is explained")
-    p.add_argument("--out", required=True, help="FILE.png for the heatmap; FILE.json gets the numbers")
+    p.add_argument("--out", help="FILE.png for the heatmap; FILE.json gets the numbers (with --key, default: "
+                                 "the store's results/saliency/<table>/)")
     option(p, C, "method", choices=list(METHOD_CITATIONS), help=choices_help(METHOD_CITATIONS, C.method))
     option(p, C, "steps", type=int, help="ig: points on the path from the baseline (default %(default)s)")
     option(p, C, "baseline", choices=list(BASELINE_TEXTS),
@@ -50,7 +53,7 @@ def saliency_config(a: argparse.Namespace):
     from artlens.probes.interpret.config import SaliencyConfig
 
     return SaliencyConfig(image=a.image, text=a.text, out=a.out, source=source_config(a), method=a.method,
-                          steps=a.steps, baseline=a.baseline, batch_size=a.batch_size)
+                          steps=a.steps, baseline=a.baseline, batch_size=a.batch_size, key=a.key)
 
 
 def saliency_run(a: argparse.Namespace) -> int:
@@ -61,7 +64,7 @@ def saliency_run(a: argparse.Namespace) -> int:
     delta = "" if found["convergence_delta"] is None else \
         f"; convergence delta {found['convergence_delta']:.2e} over {found['steps']} steps"
     print(f"saliency ({cfg.method}): cosine {found['score']:.4f} for {cfg.text!r}{delta}")
-    print(f"heatmap: {cfg.out}; numbers: {sidecar_path(cfg.out)}")
+    print(f"heatmap: {found['png']}; numbers: {sidecar_path(found['png'])}")
     return 0
 
 

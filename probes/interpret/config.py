@@ -14,16 +14,25 @@ from artlens.probes.interpret.source import ModelSource
 
 @dataclass(frozen=True)
 class SaliencyConfig:
-    image: str
+    image: str | None             # an image file, or None with `key`
     text: str
-    out: str                      # FILE.png; the sidecar is FILE.json
+    out: str | None               # FILE.png (the sidecar is FILE.json); None with `key`: the store's place
     source: ModelSource
     method: str = "ig"
     steps: int = 50               # ig: points on the path from the baseline
     baseline: str = "black"       # ig: see names.BASELINE_TEXTS (ig.BASELINES)
     batch_size: int = 16          # ig: path points per forward pass
+    key: str | None = None        # a row of the source's table: its painting (Store.image), kept in the store
 
     def __post_init__(self) -> None:
+        if (self.image is None) == (self.key is None):
+            raise UserError("give an `image` file or the `key` of a row of the table, not both or neither",
+                            argument=("image", "key"))
+        if self.key is not None and not self.source.by_table:
+            raise UserError("`key` names a row of a store table: give `store` and `table` with it (the row's "
+                            "painting and the table's own model)", argument=("key", "store", "table"))
+        if self.out is None and self.key is None:
+            raise UserError("give `out` FILE.png for the heatmap of an `image` file", argument=("out", "image"))
         if self.method not in METHOD_CITATIONS:
             raise UserError(f"unknown method {self.method!r}; methods: {', '.join(METHOD_CITATIONS)}",
                             argument="method")
@@ -33,7 +42,7 @@ class SaliencyConfig:
         if self.steps < 2 or self.batch_size < 1:
             raise UserError(f"steps must be at least 2 and batch_size at least 1, got {self.steps}, "
                             f"{self.batch_size}", argument=("steps", "batch_size"))
-        if Path(self.out).suffix.lower() != ".png":
+        if self.out is not None and Path(self.out).suffix.lower() != ".png":
             raise UserError(f"`out` must name a .png file, got {self.out}", argument="out")
         if not self.text.strip():
             raise UserError("text must not be empty", argument="text")

@@ -46,8 +46,9 @@ COMMANDS = {
 
 #: flags whose value the config converts (so only "it changed" is checked), and a valid value to give
 CONVERTED = {"models": "A:x,B:y", "deformations": "blur,hue", "devices": "cpu,cpu", "metadata_types": "rating=float"}
-#: flags that cannot be given alone (they come in pairs checked by the config)
-PAIRED = {"store", "table"}
+#: flags that cannot be given alone (they come in pairs checked by the config; saliency's --image or --key
+#: with --out: one of the two, checked by SaliencyConfig)
+PAIRED = {"store", "table", "image", "key", "out"}
 #: flags of how a command prints its result, which no config holds (`--progress`: `main` resolves it with the
 #: terminal into `progress`, tests/cli/test_cli_conventions.py)
 PRESENTATION = {"format", "force_progress"}

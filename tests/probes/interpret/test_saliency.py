@@ -148,3 +148,51 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys, case):
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and err.startswith("artlens saliency: error:") and "\n" not in err
     assert not (tmp_path / "m.png").exists()
+
+
+def test_cli_explains_a_rows_painting_and_keeps_the_map_in_the_store(tmp_path, extract, capsys):
+    from artlens import store
+    from artlens.store.layout import StoreLayout
+
+    store_dir = tiny_table(extract, tmp_path)
+    code = main(["saliency", "--store", str(store_dir), "--table", "t", "--key", "p", "--text", TEXT,
+                 "--method", "rollout", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    with store.open(store_dir) as s:
+        (found,) = s.saliency_maps("t", "p")
+        painting, _ = s.image_bytes("t", "p")
+        assert s.saliency_maps("t", "other") == []
+    png = StoreLayout.at(store_dir).saliency_path("t", "p", "rollout", TEXT)
+    assert (found["method"], found["text"], found["png"]) == ("rollout", TEXT, str(png)) and png.is_file()
+    sidecar = json.loads(png.with_suffix(".json").read_text())
+    assert sidecar["key"] == "p" and sidecar["image_sha256"] == hashlib.sha256(painting).hexdigest()
+    assert Image.open(png).size == png_size()
+    # the same map as --image of the same painting file
+    (tmp_path / "p.png").write_bytes(painting)
+    out = tmp_path / "file.png"
+    assert main(["saliency", "--store", str(store_dir), "--table", "t", "--image", str(tmp_path / "p.png"),
+                 "--text", TEXT, "--method", "rollout", "--device", "cpu", "--out", str(out)]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["score"] == found["score"] == sidecar["score"]
+
+
+#: case → (arguments, what the error says); "{store}" is a store with the tiny table `t` and an imported table.
+BAD_KEYS = {
+    "no-store": (["--key", "p", "--model", TINY_MODEL, "--pretrained", "random"], "--key names a row of a store table"),
+    "unknown-key": (["--key", "nope", "--store", "{store}", "--table", "t"], "'nope'"),
+    "unknown-table": (["--key", "p", "--store", "{store}", "--table", "nope"], "no table 'nope'"),
+    "no-images": (["--key", "a", "--store", "{store}", "--table", "imported"], "no images"),
+    "key-and-image": (["--key", "p", "--image", "{store}/x.png", "--store", "{store}", "--table", "t"],
+                      "not both or neither"),
+    "no-out": (["--image", "x.png", "--model", TINY_MODEL, "--pretrained", "random"], "--out"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_KEYS))
+def test_bad_keys_are_clear_errors(tmp_path, extract, capsys, case):
+    store_dir = tiny_table(extract, tmp_path)
+    imported_table(tmp_path)   # the same store: tmp_path / "store"
+    args, message = BAD_KEYS[case]
+    code = main(["saliency", "--text", TEXT, "--device", "cpu", *[a.format(store=store_dir) for a in args]])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and err.startswith("artlens saliency: error:") and "\n" not in err, err
+    assert not (store_dir / "results" / "saliency").exists()
