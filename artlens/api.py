@@ -1,6 +1,6 @@
 """The public API's functions that join two layers: nearest neighbours of words or an image need the table's
-own model (artlens.pipeline) as well as the store. Everything else of the API lives in its layer and is
-named in `artlens/__init__.py`."""
+own model (artlens.pipeline) as well as the store, and a deformation table's contact sheets its suite.
+Everything else of the API lives in its layer and is named in `artlens/__init__.py`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -88,3 +88,28 @@ def neighbors(store: str | Path, table: str, *, key: str | None = None, vector=N
         if vector is None:
             vector = encode_query(s.entry(table), text=text, image=image, device=device, cache_dir=cache_dir)
         return s.neighbors(table, vector=np.asarray(vector, np.float32), k=k, where=where)
+
+
+def deformation_suite(entry: "TableEntry"):
+    """The deformation suite (pipeline/perturb/suite.py `Suite`) that deformation table `entry` was made
+    with, rebuilt from the bundled suite its catalog `preprocess` names and whose digest it records;
+    `UnknownSuite` (a UserError, its `suite_name` the recorded name) when no bundled suite reproduces it."""
+    from artlens.pipeline.perturb.recorded import recorded_suite
+
+    return recorded_suite(entry)
+
+
+def deformation_sheet(store, table: str, key: str, *, max_pixels: int | None = None) -> "Image.Image":
+    """The contact sheet of painting `key` under deformation table `table`'s suite (a row per deformation:
+    the clean image, then severities 1..5), drawn now from the clean row's own image: the pixels
+    `artlens perturb --save-examples` writes for that key. `store`: a path or URL, or an open `Store`.
+    `max_pixels`: the decode limit the run used (default: perturb's)."""
+    from artlens import store as stores
+    from artlens.pipeline.imaging.decode import DEFAULT_MAX_PIXELS
+    from artlens.pipeline.perturb.recorded import row_sheet
+
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    if isinstance(store, stores.Store):
+        return row_sheet(store, table, key, limit)
+    with stores.open(store) as s:
+        return row_sheet(s, table, key, limit)
