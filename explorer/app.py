@@ -3,7 +3,7 @@ images. One store is opened per app and used by one request at a time (a lock: a
 shared across threads), in a worker thread so a slow search does not stop the server.
 
 Errors are JSON `{"error": "..."}`: 404 for an unknown table, key, result or image, 400 for a bad request
-(a `where` that is not one expression, a bad number, missing model weights for a text search)."""
+(a `where` that is not one expression, a bad number, missing model weights for a text search, a missing `key`)."""
 from __future__ import annotations
 
 import contextlib
@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from artlens.errors import UserError
-from artlens.explorer import api
+from artlens.explorer import api, extras
 from artlens.explorer.images import image_bytes, image_url
 from artlens.explorer.safety import MAX_K, MAX_SIZE, MAX_UPLOAD, BadRequest, NotFound, integer, known_table
 
@@ -32,6 +32,8 @@ HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: 
                                       "frame-ancestors 'none'",
            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 MAP_CACHE = 8
+#: Contact sheets drawn (a PNG of some 100 KB each, a second or so to draw): the last few are kept.
+SHEET_CACHE = 16
 
 
 class MissingBundle(UserError):
@@ -53,7 +55,8 @@ def _error(status: int, message: str) -> Response:
 
 
 class Explorer:
-    """The open store, its lock and the map payloads already made (by table, parts, method, colour, filter)."""
+    """The open store, its lock, the map payloads already made (by table, parts, method, colour, filter) and
+    the contact sheets drawn last."""
 
     def __init__(self, store_root: str | Path):
         from artlens import store
@@ -61,10 +64,23 @@ class Explorer:
         self.store = store.open(store_root)
         self.lock = threading.Lock()
         self.maps: OrderedDict[tuple, bytes] = OrderedDict()
+        self.sheets: OrderedDict[tuple, bytes] = OrderedDict()
 
     def call(self, fn, *args, **kwargs):
         with self.lock:
             return fn(self.store, *args, **kwargs)
+
+    def sheet_bytes(self, table: str, key: str) -> bytes:
+        """The contact sheet of `key` in deformation table `table` (PNG), drawn once per (table, suite, key)."""
+        with self.lock:
+            known_table(self.store, table)
+            ident = (table, self.store.entry(table).preprocess, key)
+            if ident not in self.sheets:
+                self.sheets[ident] = extras.sheet_png(self.store, table, key)
+                while len(self.sheets) > SHEET_CACHE:
+                    self.sheets.popitem(last=False)
+            self.sheets.move_to_end(ident)
+            return self.sheets[ident]
 
     def map_bytes(self, table: str, method: str, color: str | None, where: str | None) -> bytes:
         with self.lock:
@@ -161,6 +177,25 @@ def create_app(store_root: str | Path, *, check: bool = True) -> Starlette:
         data = await run_in_threadpool(ex.map_bytes, p["table"], method, q(request, "color"), q(request, "where"))
         return Response(data, media_type="application/json", headers=HEADERS)
 
+    def required_key(request: Request) -> str:
+        key = request.query_params.get("key")
+        if not key:
+            raise BadRequest("give the row's `key`")
+        return key
+
+    async def extras_(request: Request):
+        return await run_in_threadpool(ex.call, extras.extras, request.path_params["table"], required_key(request))
+
+    async def sheet(request: Request):
+        data = await run_in_threadpool(ex.sheet_bytes, request.path_params["table"], required_key(request))
+        return Response(data, media_type="image/png", headers={**HEADERS, "Cache-Control": "no-cache"})
+
+    async def saliency(request: Request):
+        n = integer(q(request, "n"), "n", 0, 0, 10_000)
+        data = await run_in_threadpool(ex.call, extras.saliency_png, request.path_params["table"],
+                                       required_key(request), n)
+        return Response(data, media_type="image/png", headers={**HEADERS, "Cache-Control": "no-cache"})
+
     async def results(request: Request):
         return await run_in_threadpool(ex.call, api.results)
 
@@ -183,6 +218,9 @@ def create_app(store_root: str | Path, *, check: bool = True) -> Starlette:
         Route("/api/tables/{table}/neighbors", _handle(neighbors), methods=["GET", "POST"]),
         Route("/api/tables/{table}/image/{key:path}", _handle(image)),
         Route("/api/tables/{table}/map", _handle(map_)),
+        Route("/api/tables/{table}/extras", _handle(extras_)),
+        Route("/api/tables/{table}/sheet", _handle(sheet)),
+        Route("/api/tables/{table}/saliency", _handle(saliency)),
         Route("/api/results", _handle(results)),
         Route("/api/results/{name}/rows", _handle(result_rows)),
         Route("/api/results/{name}", _handle(result)),

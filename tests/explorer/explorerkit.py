@@ -1,6 +1,7 @@
 """Fixtures of the explorer tests (imported by them; a second conftest.py would clash with tests/conftest.py):
 21 procedural paintings in 2 shards embedded by the tiny model (random weights), three styles, one of them the
-hostile label `<script>alert(1)</script>`; a linear probe result with its rows; an imported table without
+hostile label `<script>alert(1)</script>`; a linear probe result with its rows; a deformation table of two
+deformations with one contact sheet, one saliency map of a painting; an imported table without
 images whose `link` column names image URLs; and the real app served by uvicorn on a free loopback port in a
 thread of the test process."""
 from __future__ import annotations
@@ -49,6 +50,7 @@ def explorer_store(tmp_path_factory, tiny_model):
                               progress=False), loaded=tiny_model)
     run_probe(root, "linear", {"table": "paintings", "label": "style", "Cs": (1.0,), "n_boot": 40, "folds": 3,
                                "inner_folds": 2, "min_count": 3})
+    _painting_extras(shards, root, tiny_model)
     # an imported table: embeddings without images, a column of image URLs (unreachable: the page falls back
     # to a metadata card)
     rng = np.random.default_rng(1)
@@ -61,6 +63,27 @@ def explorer_store(tmp_path_factory, tiny_model):
     writer.commit("nga.parquet", rows, X, [])
     writer.finish()
     return root
+
+
+#: The deformations of the fixture's deformation table (two cheap ones of the bundled default suite), the one
+#: painting with its contact sheet saved by the run, and the one with a saliency map.
+DEFORMED, DEFORMATIONS, SHEET_KEY = "paintings_deformed", ("blur", "noise"), "p0_00"
+SALIENT_KEY, SALIENT_TEXT = "p0_02", "a <b>cubist</b> painting"
+
+
+def _painting_extras(shards, root, tiny_model) -> None:
+    """What a painting's page shows where present: a deformation table of `paintings` (`artlens perturb`,
+    with the contact sheet of its first painting) and one saliency map (`artlens saliency --key`)."""
+    from artlens.pipeline.perturb.run import PerturbConfig, run_perturb
+    from artlens.probes.interpret.config import SaliencyConfig
+    from artlens.probes.interpret.saliency import run_saliency
+    from artlens.probes.interpret.source import ModelSource
+
+    run_perturb(PerturbConfig(shards=str(shards), store=str(root), table="paintings", out_table=DEFORMED,
+                              deformations=DEFORMATIONS, save_examples=1, workers=0, device="cpu", progress=False),
+                loaded=tiny_model)
+    run_saliency(SaliencyConfig(image=None, key=SALIENT_KEY, text=SALIENT_TEXT, out=None, method="rollout",
+                                source=ModelSource(store=str(root), table="paintings", device="cpu")), tiny_model)
 
 
 def _free_port() -> int:

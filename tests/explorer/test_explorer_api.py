@@ -50,7 +50,7 @@ def post_image(server, table: str, data: bytes, **params):
 
 def test_tables_lists_each_table_with_its_images_and_columns(served):
     tables = {t["name"]: t for t in get_json(served, "/api/tables")}
-    assert set(tables) == {"paintings", "nga"}
+    assert set(tables) == {"paintings", "nga", "paintings_deformed"}
     p, nga = tables["paintings"], tables["nga"]
     assert (p["rows"], p["kind"], p["has_images"], p["image_url_column"]) == (21, "image", True, None) and p["dim"] > 0
     assert p["pretrained"].startswith("random") and "style" in p["columns"] and "embedding" not in p["columns"]
