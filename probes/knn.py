@@ -1,8 +1,9 @@
 """`knn`: does the model put paintings of one label next to each other, and which label first?
 
 For each label column, every row is a query against all other rows of the table (leave-one-out): its `k`
-nearest neighbours by exact cosine similarity (float64 matrix products in blocks of rows; neighbours tied in
-similarity go to the lower row) vote for a label, ties between labels going to the larger summed similarity,
+nearest neighbours by exact cosine similarity (an exhaustive FAISS inner-product search over the
+L2-normalised rows for candidates, rescored in float64; neighbours tied in similarity go to the lower row:
+probes/nearest.py) vote for a label, ties between labels going to the larger summed similarity,
 then to the first label in sorted order. Two metrics per label, each with a 95% bootstrap interval over rows
 (over whole groups when `group` is given):
 
@@ -39,12 +40,13 @@ import pyarrow as pa
 from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.groups import group_ids
+from artlens.probes.nearest import outside_group
 from artlens.probes.result import Result
 from artlens.probes.stats import bootstrap_ci, drop_rare, majority_accuracy
 from artlens.probes.threads import single_threaded
 
 NAME = "knn"
-BLOCK = 512  # query rows per similarity block
+BLOCK = 4096  # query rows per FAISS search call
 
 
 @dataclass(frozen=True)
@@ -75,20 +77,9 @@ def label_list(cfg: Config) -> list[str]:
 
 def neighbours(X: np.ndarray, groups: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and cosine similarities (n, k) of each row's k nearest rows outside its own group, nearest
-    first (ties to the lower index). Slots beyond a row's eligible neighbours hold -1 and -inf."""
-    Xn = X.astype(np.float64)
-    Xn /= np.maximum(np.linalg.norm(Xn, axis=1, keepdims=True), 1e-12)
-    n = len(Xn)
-    idx, sim = np.empty((n, k), dtype=np.int64), np.empty((n, k))
-    for start in range(0, n, BLOCK):
-        stop = min(start + BLOCK, n)
-        S = Xn[start:stop] @ Xn.T
-        S[groups[start:stop, None] == groups[None, :]] = -np.inf
-        order = np.argsort(-S, axis=1, kind="stable")[:, :k]
-        top = np.take_along_axis(S, order, axis=1)
-        idx[start:stop] = np.where(np.isfinite(top), order, -1)
-        sim[start:stop] = top
-    return idx, sim
+    first (ties to the lower index). Slots beyond a row's eligible neighbours hold -1 and -inf. Exact:
+    a flat FAISS index gives the candidates, float64 rescoring the order (probes/nearest.py)."""
+    return outside_group(X, groups, k, block=BLOCK)
 
 
 def vote(y: np.ndarray, idx: np.ndarray, sim: np.ndarray, n_classes: int):
