@@ -37,7 +37,7 @@ BENCH_N    ?= 1000000
 BENCH_DIM  ?= 768
 
 .PHONY: install test test-fast mutants sample extract perturb index sql neighbors probes report findings \
-	findings-paintings bench bench-store bench-explorer clean-store
+	findings-paintings bench bench-store bench-probes bench-explorer clean-store
 
 # Idempotent: the stamp is rebuilt only when the dependency files change.
 install: $(VENV)/.installed
@@ -166,6 +166,12 @@ im.resize((w, h), Image.LANCZOS).save(sys.argv[2], quality=90)" \
 # Indexes and SQL on BENCH_N synthetic clustered vectors: prints a table, writes bench-out/bench-store.json
 bench-store: install
 	$(BIN)/python -m benchmarks.store_indexes --n $(BENCH_N) --dim $(BENCH_DIM) --out bench-out/bench-store.json
+
+# Each probe of the default suite on synthetic tables of BENCH_PROBES_ROWS rows, kNN beside plain FAISS exact
+# search: prints a table, writes build/bench-probes.json
+BENCH_PROBES_ROWS ?= 20000,100000
+bench-probes: install
+	$(BIN)/python -m benchmarks.probes --rows $(BENCH_PROBES_ROWS) --out build/bench-probes.json
 
 # The explorer on a 100,000-row synthetic table: map data (first and cached), neighbour search, cached thumbnail
 bench-explorer: install
