@@ -14,8 +14,8 @@ How the answer stays the float64 brute force's (cosine, ties to the lower row):
   rows need. Where that would exceed DENSE_FROM (a group of thousands of rows, where FAISS's heap gets
   slow), the block's similarities are computed densely in float32, the own group masked, and the best
   `k + MARGIN` kept by partition.
-* The candidates are rescored in float64 from the original vectors, the own group's set to -inf, and
-  ordered by (similarity descending, row ascending): the reference's order, except where more than MARGIN
+* Of each row's candidates, the first `k + MARGIN` outside its group (in float32 order) are rescored in
+  float64 from the original vectors and ordered by (similarity descending, row ascending): the reference's order, except where more than MARGIN
   rows tie with the k-th within float32 rounding (float ties).
 
 The search runs with the caller's thread limits (the probes' `single_threaded`); faiss is imported with
@@ -66,6 +66,14 @@ def _dense_candidates(unit: np.ndarray, g: np.ndarray, queries: np.ndarray, m: i
     return out
 
 
+def _eligible_first(cand: np.ndarray, g: np.ndarray, q: np.ndarray, m: int) -> np.ndarray:
+    """The first m candidates of each row that lie outside its group, in the search's order (-1 where there
+    are fewer): only these are rescored, so a big group costs its rows no float64 work."""
+    eligible = (cand >= 0) & (g[np.maximum(cand, 0)] != g[q][:, None])
+    order = np.argsort(~eligible, axis=1, kind="stable")[:, :m]
+    return np.where(np.take_along_axis(eligible, order, axis=1), np.take_along_axis(cand, order, axis=1), -1)
+
+
 def _best(X: np.ndarray, norms: np.ndarray, g: np.ndarray, q: np.ndarray, cand: np.ndarray,
           k: int) -> tuple[np.ndarray, np.ndarray]:
     """Rescore candidates in float64, drop the own group, order by (similarity desc, row asc), keep k."""
@@ -102,6 +110,7 @@ def outside_group(X: np.ndarray, groups: np.ndarray, k: int,
             cand = _dense_candidates(unit, g, q, min(n, k + MARGIN))
         else:
             cand = index.search(unit[q], m)[1]
+        cand = _eligible_first(cand, g, q, min(cand.shape[1], k + MARGIN))
         step = max(1, RESCORE_ELEMENTS // (cand.shape[1] * unit.shape[1]))
         for start in range(0, len(q), step):
             sub = slice(start, start + step)
