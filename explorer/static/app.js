@@ -335,6 +335,7 @@ async function renderPainting(table, key) {
   }
   const neighbours = el("section", { id: "neighbours" }, el("p", { class: "hint" }, "finding neighbours…"));
   out.replaceChildren(el("h2", {}, String(key)), el("div", { class: "painting" }, picture(table, row, 480), meta), neighbours);
+  out.append(renderExtras(table, key));  // deformed versions and saliency maps (extras.js)
   try {
     const rows = await getJSON(`/api/tables/${enc(table)}/neighbors?key=${enc(key)}&k=12${whereParam()}`);
     neighbours.replaceChildren(el("h2", {}, "Neighbours"), grid(table, rows));

@@ -155,10 +155,23 @@ def test_a_painting_with_its_metadata_and_neighbours(page):
     page.goto(page.base + "/#/painting/paintings/p0_02")
     page.wait_for_selector("#neighbours .thumb")
     assert page.locator("#metadata").inner_text().count(HOSTILE) >= 1  # the hostile label, as text
-    assert page.locator("script").count() == 2  # the page's own two, none from the data
+    assert page.locator("script").count() == 3  # the page's own three, none from the data
     assert page.locator("#neighbours .thumb").count() == 12
     until(page, "document.querySelector('.painting img').naturalWidth > 0")
     shot(page, "painting")
+
+
+def test_a_painting_shows_its_deformations_and_saliency_map(page):
+    page.goto(page.base + "/#/painting/paintings/p0_02")
+    page.wait_for_selector("#extras[data-ready='true']")
+    table = page.locator("#extras table.deformations")
+    assert table.count() == 1 and "blur" in table.inner_text() and "cos " in table.inner_text()
+    assert table.locator("tr").count() == 3   # the header, blur, noise
+    assert "a <b>cubist</b> painting" in page.locator("#extras figure.saliency figcaption").inner_text()
+    assert page.locator("#extras b").count() == 0   # the words as text, not markup
+    until(page, "[...document.querySelectorAll('#extras img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert page.locator("#extras img").count() == 2   # the contact sheet and the saliency map
+    shot(page, "painting-extras")
 
 
 def test_a_probe_result_and_a_confusion_cells_gallery(page):
