@@ -37,7 +37,7 @@ BENCH_N    ?= 1000000
 BENCH_DIM  ?= 768
 
 .PHONY: install test test-fast mutants sample extract perturb index sql neighbors probes report findings \
-	findings-paintings bench bench-store bench-probes bench-explorer clean-store
+	findings-paintings bench bench-store bench-probes bench-explorer bench-explorer-browser clean-store
 
 # Idempotent: the stamp is rebuilt only when the dependency files change.
 install: $(VENV)/.installed
@@ -176,6 +176,10 @@ bench-probes: install
 # The explorer on a 100,000-row synthetic table: map data (first and cached), neighbour search, cached thumbnail
 bench-explorer: install
 	$(BIN)/python -m benchmarks.explorer
+
+# The map of a 1,000,000-row table in Debian's chromium (frames while panning and hovering; SwiftShader without a GPU).
+bench-explorer-browser: install
+	$(BIN)/python -m benchmarks.explorer_browser
 
 clean-store:
 	rm -rf $(STORE)

@@ -13,12 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.explorer_browser import CHROMIUM, CHROMIUM_ARGS as ARGS
 from explorerkit import HOSTILE, Served, explorer_store, served  # noqa: F401 - fixtures
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-        "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 pytestmark = pytest.mark.slow
 
 
