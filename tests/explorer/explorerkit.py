@@ -6,9 +6,13 @@ images whose `link` column names image URLs; and the real app served by uvicorn 
 thread of the test process."""
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import numpy as np
 import pytest
@@ -122,3 +126,20 @@ def served(explorer_store):
     server = Served(explorer_store)
     yield server
     server.stop()
+
+
+# ------------------------------------------------------------------- HTTP, as a script calling the API would
+def get(server, path: str, **params):
+    url = server.url + path + (("&" if "?" in path else "?") + urllib.parse.urlencode(params) if params else "")
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def get_json(server, path: str, status: int = 200, **params):
+    code, headers, body = get(server, path, **params)
+    assert code == status, (code, body[:500])
+    assert headers["content-type"].startswith("application/json")
+    return json.loads(body)

@@ -15,23 +15,7 @@ import pytest
 from PIL import Image
 
 import imagefactory as f
-from explorerkit import HOSTILE, explorer_store, served  # noqa: F401 - fixtures
-
-
-def get(server, path: str, **params):
-    url = server.url + path + (("?" + urllib.parse.urlencode(params)) if params else "")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
-
-def get_json(server, path: str, status: int = 200, **params):
-    code, headers, body = get(server, path, **params)
-    assert code == status, (code, body[:500])
-    assert headers["content-type"].startswith("application/json")
-    return json.loads(body)
+from explorerkit import HOSTILE, explorer_store, get, get_json, served  # noqa: F401 - fixtures
 
 
 def post_image(server, table: str, data: bytes, **params):

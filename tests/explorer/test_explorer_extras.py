@@ -6,32 +6,13 @@ from __future__ import annotations
 
 import io
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from explorerkit import (DEFORMATIONS, DEFORMED, SALIENT_KEY, SALIENT_TEXT, SHEET_KEY, explorer_store,  # noqa: F401
-                         served)
-
-
-def get(server, path: str, **params):
-    url = server.url + path + (("&" if "?" in path else "?") + urllib.parse.urlencode(params) if params else "")
-    try:
-        with urllib.request.urlopen(url, timeout=120) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
-
-def get_json(server, path: str, status: int = 200, **params):
-    code, headers, body = get(server, path, **params)
-    assert code == status, (code, body[:500])
-    assert headers["content-type"].startswith("application/json")
-    return json.loads(body)
+                         get, get_json, served)
 
 
 def test_a_paintings_extras_list_its_deformations_with_their_cosines(served, explorer_store):
