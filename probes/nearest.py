@@ -74,15 +74,16 @@ def _eligible_first(cand: np.ndarray, g: np.ndarray, q: np.ndarray, m: int) -> n
     return np.where(np.take_along_axis(eligible, order, axis=1), np.take_along_axis(cand, order, axis=1), -1)
 
 
-def _best(X: np.ndarray, norms: np.ndarray, g: np.ndarray, q: np.ndarray, cand: np.ndarray,
+def _best(X: np.ndarray, norms: np.ndarray, q: np.ndarray, cand: np.ndarray,
           k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rescore candidates in float64, drop the own group, order by (similarity desc, row asc), keep k."""
+    """Rescore candidates in float64, order by (similarity desc, row asc), keep k. The candidates lie outside
+    each row's group already (`_eligible_first`), so only FAISS's padding (-1) is dropped here."""
     missing = cand < 0  # FAISS pads with -1 when it finds fewer rows than asked
     cand = np.where(missing, 0, cand)
     xq = np.asarray(X[q], dtype=np.float64) / norms[q, None]
     xc = np.asarray(X[cand.ravel()], dtype=np.float64).reshape(*cand.shape, -1) / norms[cand][..., None]
     sim = np.einsum("bmd,bd->bm", xc, xq)
-    sim[missing | (g[cand] == g[q][:, None])] = -np.inf
+    sim[missing] = -np.inf
     order = np.lexsort((cand, -sim), axis=-1)[:, :k]
     top, idx = np.take_along_axis(sim, order, axis=1), np.take_along_axis(cand, order, axis=1)
     if top.shape[1] < k:  # fewer rows than k: pad
@@ -114,5 +115,5 @@ def outside_group(X: np.ndarray, groups: np.ndarray, k: int,
         step = max(1, RESCORE_ELEMENTS // (cand.shape[1] * unit.shape[1]))
         for start in range(0, len(q), step):
             sub = slice(start, start + step)
-            idx[q[sub]], sim[q[sub]] = _best(X, norms, g, q[sub], cand[sub], k)
+            idx[q[sub]], sim[q[sub]] = _best(X, norms, q[sub], cand[sub], k)
     return idx, sim
