@@ -28,18 +28,19 @@ def rows_json(table: pa.Table) -> list[dict]:
     """Arrow rows as JSON-ready dicts, without the embedding; NaN and infinities become null."""
     if "embedding" in table.column_names:
         table = table.drop_columns(["embedding"])
-    return [{k: _plain(v) for k, v in row.items()} for row in table.to_pylist()]
+    return [{k: json_value(v) for k, v in row.items()} for row in table.to_pylist()]
 
 
-def _plain(value):
+def json_value(value):
+    """A value as JSON can carry it: non-finite floats become null, unknown types their string."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, (str, int, bool)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_value(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     return str(value)
 
 
@@ -65,7 +66,8 @@ def row(store, table: str, key: str) -> dict:
     return rows[0] if len(rows) == 1 else {**rows[0], "rows": rows}
 
 
-def _require_key(store, table: str, key: str) -> None:
+def require_key(store, table: str, key: str) -> None:
+    """NotFound unless the table has a row with this key."""
     if store.sql(f"SELECT 1 FROM {quote_ident(table)} WHERE key = ? LIMIT 1", [key]).num_rows == 0:
         raise NotFound(f"no row with key {key!r} in table {table!r}")
 
@@ -81,7 +83,7 @@ def neighbors(store, table: str, *, key: str | None = None, text: str | None = N
     store.entry(table).unique_keys_needed("nearest-neighbour searches")
     where = where or None
     if key:
-        _require_key(store, table, key)
+        require_key(store, table, key)
         return rows_json(store.neighbors(table, key=key, k=k, where=where))
     from artlens.api import encode_query
 
@@ -154,7 +156,7 @@ SUMMARY_FIELDS = ("probe", "tables", "n", "metrics", "baseline", "created")
 
 
 def results(store) -> list[dict]:
-    return [{"name": r["name"], **{f: _plain(r.get(f)) for f in SUMMARY_FIELDS}} for r in store.results()]
+    return [{"name": r["name"], **{f: json_value(r.get(f)) for f in SUMMARY_FIELDS}} for r in store.results()]
 
 
 def _result(store, name: str) -> dict:
@@ -167,7 +169,7 @@ def _result(store, name: str) -> dict:
 def result(store, name: str) -> dict:
     """The result's JSON, and from its rows (where kept) the confusion matrix, the most and least typical
     rows per class (by p_true or score), or a regression's largest residuals."""
-    out = _plain(_result(store, name))
+    out = json_value(_result(store, name))
     rows = store.result_rows(name)
     out["rows"] = None if rows is None else _summary(rows)
     return out

@@ -160,7 +160,7 @@ def create_app(store_root: str | Path, *, check: bool = True) -> Starlette:
                 url = image_url(ex.store, table, key)
                 if url is not None:
                     return url
-                api._require_key(ex.store, table, key)
+                api.require_key(ex.store, table, key)
                 return image_bytes(ex.store, table, key, size)
 
         found = await run_in_threadpool(find)

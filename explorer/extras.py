@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from artlens.errors import UserError
-from artlens.explorer.api import _plain, _require_key
+from artlens.explorer.api import json_value, require_key
 from artlens.explorer.images import has_images
 from artlens.explorer.safety import NotFound, known_table
 from artlens.store.filters import quote_ident
@@ -35,7 +35,7 @@ def _rows(store, deformed: str, clean: str, key: str) -> list[dict]:
         f"SELECT deformation, severity, level, ssim, array_cosine_similarity(embedding, "
         f"(SELECT embedding FROM {quote_ident(clean)} WHERE key = ? LIMIT 1)) AS cosine "
         f"FROM {quote_ident(deformed)} WHERE key = ? ORDER BY deformation, severity", [key, key])
-    return [{f: _plain(row[f]) for f in ROW_FIELDS} for row in found.to_pylist()]
+    return [{f: json_value(row[f]) for f in ROW_FIELDS} for row in found.to_pylist()]
 
 
 def _deformation(store, deformed: str, clean: str, key: str) -> dict | None:
@@ -59,11 +59,11 @@ def extras(store, table: str, key: str) -> dict:
     """{"deformations": [{table, suite, sheet (URL or null), sheet_error, rows: [{deformation, severity,
     level, ssim, cosine}]}], "saliency": [{method, text, score, url}]}: empty lists when the store has none."""
     known_table(store, table)
-    _require_key(store, table, key)
+    require_key(store, table, key)
     found = (_deformation(store, d, table, key) for d in deformation_tables(store, table))
     maps = store.saliency_maps(table, key)
     return {"deformations": [d for d in found if d is not None],
-            "saliency": [{"method": m["method"], "text": m["text"], "score": _plain(m["score"]),
+            "saliency": [{"method": m["method"], "text": m["text"], "score": json_value(m["score"]),
                           "url": _url(table, "saliency", key=key, n=i)} for i, m in enumerate(maps)]}
 
 
@@ -85,7 +85,7 @@ def sheet_png(store, table: str, key: str) -> bytes:
     known_table(store, table)
     if store.entry(table).kind != DEFORMATION_KIND:
         raise NotFound(f"table {table!r} is not a deformation table (`artlens perturb`)")
-    _require_key(store, table, key)
+    require_key(store, table, key)
     try:
         sheet = deformation_sheet(store, table, key)
     except NotFound:
