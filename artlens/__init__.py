@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import importlib
 
+from artlens import startup
+
 __version__ = "0.1.0"
+startup.install()  # torchvision without torch._dynamo (artlens/startup.py)
 
 # public name -> "module:attribute"
 _API = {

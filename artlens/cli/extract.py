@@ -58,6 +58,28 @@ def extract_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def named_models(a: argparse.Namespace) -> list[str]:
+    """The models the arguments name (`--model`, or each of `--models`)."""
+    from artlens.cli.args import default, model_spec
+    from artlens.pipeline.extract.config import ExtractConfig
+    from artlens.pipeline.models.spec import parse_models
+
+    spec = model_spec(a, default(ExtractConfig, "model"))
+    return [m.model for m in (parse_models(a.models, spec) if a.models else [spec])]
+
+
+def leave_out_unused_packages(models: list[str]) -> list[str]:
+    """Leave timm and transformers out of this process when none of the command's models needs them: open_clip
+    imports both whenever they are installed (artlens/startup.py); the packages left out are returned."""
+    from artlens import startup
+    from artlens.pipeline.models.modelconfig import OPTIONAL_PACKAGES, packages_needed
+
+    needed = [packages_needed(m) for m in models]
+    if any(n is None for n in needed):
+        return []
+    return startup.leave_out(set(OPTIONAL_PACKAGES) - set().union(*needed))
+
+
 def auto_int(text: str) -> int | None:
     return None if text == "auto" else int(text)
 
@@ -86,9 +108,11 @@ def extract_config(a: argparse.Namespace):
 
 
 def extract_run(a: argparse.Namespace) -> int:
+    leave_out_unused_packages(named_models(a))  # before anything imports open_clip
+    cfg = extract_config(a)
     from artlens.pipeline.extract.engines import run
 
-    summary = run(extract_config(a))
+    summary = run(cfg)
     for line in summary.lines():
         print(line)
     return summary.exit_code

@@ -29,7 +29,7 @@ from artlens.pipeline.extract.commit import OutputTable, ShardCommits, committed
 from artlens.pipeline.extract.config import ExtractConfig
 from artlens.pipeline.extract.loader import DecodeOptions, ShardBatch, batch_loader
 from artlens.pipeline.extract.retry import retry_rounds
-from artlens.pipeline.extract.summary import ExtractSummary
+from artlens.pipeline.extract.summary import ExtractSummary, process_age
 from artlens.pipeline.imaging.gpu.stage import DeviceStage, claim_hardware_queues, in_order, kept_stream, used_here, warn_if_few_queues
 from artlens.pipeline.imaging.gpu.decoders import gpu_decode_available, jpeg_decoder
 from artlens.pipeline.models.load import LoadedModel, device_default, load_model
@@ -173,9 +173,11 @@ def retire_superseded(folder: FolderSource, todo: list[str], targets: list[Targe
 
 def run_extract(cfg: ExtractConfig, loaded: LoadedModel | list[LoadedModel] | None = None) -> ExtractSummary:
     """Extract in this process (the local engine without `devices`); `loaded`: models already loaded."""
+    before_run, entered = process_age(), time.perf_counter()
     urls = selected_shards(cfg)
     claim_hardware_queues()  # before the models are loaded: CUDA reads it when it starts
     targets, plans = open_targets(cfg, loaded)
+    models_s = time.perf_counter() - entered
     todo = pending_shards(urls, targets)
     if (folder := cfg.folder_source()) is not None:
         retire_superseded(folder, todo, targets)
@@ -196,6 +198,7 @@ def run_extract(cfg: ExtractConfig, loaded: LoadedModel | list[LoadedModel] | No
             rounds = LocalRound(cfg, targets, plans, gpu, summary, bar, start)
             retry_rounds(todo, rounds, partial(committed_among, tables), cfg.retries, summary)
     summary.elapsed_s = time.perf_counter() - start
+    summary.startup = {"before the run": before_run, "models": models_s, "first batch": summary.startup_s}
     summary.recount((t.writer for t in tables), urls, cfg.store)
     return summary
 

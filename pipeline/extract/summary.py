@@ -10,6 +10,7 @@ covered, and says how many and how to list them (`held_failures`, counted by `re
 """
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -17,6 +18,17 @@ from typing import Iterable
 import pyarrow.parquet as pq
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 3
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux: /proc), or None where that cannot be read."""
+    try:
+        with open("/proc/self/stat") as fh:
+            started = int(fh.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as fh:
+            return max(0.0, float(fh.read().split()[0]) - started)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @dataclass
@@ -155,6 +167,10 @@ class ExtractSummary(RunSummary):
     tables_rows: dict = field(default_factory=dict)
     decode: str = ""
     startup_s: float = 0.0       # from the start until the first batch arrived (worker spawn, first decode)
+    #: where the time before the first batch went: "before the run" (process start to run_extract: Python,
+    #: imports, arguments; None where the process's age cannot be read), "models" (built, weights loaded,
+    #: tables opened), "first batch" (= startup_s: workers started, first shard read and decoded)
+    startup: dict = field(default_factory=dict)
     devices: list[str] = field(default_factory=list)
     failed_processes: int = 0    # device processes that did not end with a summary
     thumbnails: int = 0          # thumbnails made after the run (`thumbnails`), of longer side thumbnail_size
@@ -179,6 +195,9 @@ class ExtractSummary(RunSummary):
             out[2:2] = self.retry_lines()
         out += [f"table {t} now holds {rows} rows" for t, rows in self.tables_rows.items()]
         out += [f"column {c!r}: {why}" for c, why in sorted(self.schema_conflicts.items())]
+        if self.startup:
+            out.append("start-up: " + ", ".join(f"{what} {s:.1f} s" for what, s in self.startup.items()
+                                                 if s is not None))
         if self.thumbnail_size:
             out.append(f"thumbnails: {self.thumbnails} made of longer side {self.thumbnail_size}")
         return out + self.failure_lines()

@@ -133,3 +133,35 @@ def read_model_config(path: Path) -> dict:
     if problem:
         raise ModelConfigError(path, problem)
     return cfg
+
+
+#: open_clip's optional packages and the config key that makes a model need each: a timm image tower, a
+#: Hugging Face text tower or tokenizer.
+OPTIONAL_PACKAGES = {"timm": (("vision_cfg", "timm_model_name"),),
+                     "transformers": (("text_cfg", "hf_model_name"), ("text_cfg", "hf_tokenizer_name"))}
+
+
+def builtin_config_path(name: str) -> Path | None:
+    """open_clip's own JSON config of a model name, found without importing open_clip."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "model_configs" / f"{name.replace('/', '-')}.json"
+
+
+def packages_needed(model: str) -> set[str] | None:
+    """Which of OPTIONAL_PACKAGES open_clip needs to build `model` (a name or a JSON config path), read from
+    its config without importing open_clip; None when that config is not at hand (an hf-hub model, an unknown
+    name, an unreadable file): then any of them may be needed."""
+    path = Path(model) if model.endswith(".json") else builtin_config_path(model)
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cfg, dict):
+        return None
+    cfg = cfg.get("model_cfg", cfg)
+    return {package for package, keys in OPTIONAL_PACKAGES.items()
+            if any(key in (cfg.get(section) or {}) for section, key in keys)}
