@@ -20,6 +20,7 @@ installed (4.3 s more there, scikit-learn included) although a plain ViT uses ne
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.abc
 import importlib.util
@@ -145,3 +146,22 @@ def leave_out(names) -> list[str]:
         sys.meta_path.insert(0, _LeftOut(names))
         os.environ[LEFT_OUT] = ",".join(sorted(names | set(filter(None, os.environ.get(LEFT_OUT, "").split(",")))))
     return sorted(names)
+
+
+@contextlib.contextmanager
+def children_leave_out(names):
+    """Processes started inside leave these packages out too (ARTLENS_LEAVE_OUT, read by `install` when the
+    child imports artlens): for engines whose processes serve one config (`--devices`, Ray's model actors)."""
+    before = os.environ.get(LEFT_OUT)
+    names = set(names) | set(filter(None, (before or "").split(",")))
+    if plain() or not names:
+        yield
+        return
+    os.environ[LEFT_OUT] = ",".join(sorted(names))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(LEFT_OUT, None)
+        else:
+            os.environ[LEFT_OUT] = before

@@ -32,13 +32,15 @@ ALLOWED = [
     # saliency and guidance score images with a model: they may use the pipeline's models, imaging and texts
     ("artlens.probes.interpret", ("artlens", "artlens.errors", "artlens.store", "artlens.probes", "artlens.pipeline")),
     ("artlens.probes", ("artlens.errors", "artlens.store", "artlens.probes")),
-    ("artlens.pipeline", ("artlens", "artlens.errors", "artlens.store", "artlens.pipeline")),
+    ("artlens.pipeline", ("artlens", "artlens.errors", "artlens.startup", "artlens.store", "artlens.pipeline")),
     ("artlens.cli", ("*",)),
     # the web explorer serves the store, the API (text and image queries), the probes' maps; never the CLI
     ("artlens.explorer", ("artlens", "artlens.api", "artlens.errors", "artlens.store", "artlens.probes",
                           "artlens.explorer")),
     ("artlens.__main__", ("artlens.cli",)),
-    ("artlens", ("artlens.errors", "artlens.store", "artlens.pipeline", "artlens.probes", "artlens.api")),
+    ("artlens.startup", ("artlens.startup",)),  # runs before every heavy import: nothing else of artlens
+    ("artlens", ("artlens.errors", "artlens.startup", "artlens.store", "artlens.pipeline", "artlens.probes",
+                 "artlens.api")),
     ("benchmarks", ("artlens", "artlens.store", "artlens.pipeline", "artlens.errors", "benchmarks")),
 ]
 #: store-only probes must not load these (importing torch and open_clip takes seconds)

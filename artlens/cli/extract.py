@@ -69,15 +69,12 @@ def named_models(a: argparse.Namespace) -> list[str]:
 
 
 def leave_out_unused_packages(models: list[str]) -> list[str]:
-    """Leave timm and transformers out of this process when none of the command's models needs them: open_clip
-    imports both whenever they are installed (artlens/startup.py); the packages left out are returned."""
+    """Leave timm and transformers out of this process (and the processes it starts) when none of the
+    command's models needs them: open_clip imports both whenever they are installed (artlens/startup.py)."""
     from artlens import startup
-    from artlens.pipeline.models.modelconfig import OPTIONAL_PACKAGES, packages_needed
+    from artlens.pipeline.models.modelconfig import unused_packages
 
-    needed = [packages_needed(m) for m in models]
-    if any(n is None for n in needed):
-        return []
-    return startup.leave_out(set(OPTIONAL_PACKAGES) - set().union(*needed))
+    return startup.leave_out(unused_packages(models))
 
 
 def auto_int(text: str) -> int | None:

@@ -165,3 +165,12 @@ def packages_needed(model: str) -> set[str] | None:
     cfg = cfg.get("model_cfg", cfg)
     return {package for package, keys in OPTIONAL_PACKAGES.items()
             if any(key in (cfg.get(section) or {}) for section, key in keys)}
+
+
+def unused_packages(models) -> set[str]:
+    """The OPTIONAL_PACKAGES none of these models (names or config paths) needs; none when a config is not
+    at hand (`packages_needed` None)."""
+    needed = [packages_needed(m) for m in models]
+    if any(n is None for n in needed):
+        return set()
+    return set(OPTIONAL_PACKAGES) - set().union(*needed)

@@ -27,6 +27,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from artlens.errors import UserError, disk_full
+from artlens.startup import children_leave_out
 from artlens.store.catalog import Catalog
 from artlens.store.layout import StoreLayout
 from artlens.store.remote import refresh
@@ -37,6 +38,7 @@ from artlens.pipeline.extract.retry import NOT_RETRIED, retry_rounds
 from artlens.pipeline.extract.run import distinct_shards, run_extract, selected_shards
 from artlens.pipeline.extract.summary import ExtractSummary
 from artlens.pipeline.failures import Failure, SampleError
+from artlens.pipeline.models.modelconfig import unused_packages
 
 
 class DevicesError(UserError):
@@ -170,7 +172,8 @@ class DeviceRound:
                           models=tuple(replace(m, device=device) for m in self.cfg.models))
             out = str(self.scratch / f"{self.number}-{name.replace(':', '_')}.json")
             proc = context.Process(target=self.child, args=(sub, out), name=f"artlens-extract-{name}")
-            proc.start()
+            with children_leave_out(unused_packages(m.model for _, m in self.cfg.targets())):
+                proc.start()  # a device process imports only what its models need (artlens/startup.py)
             procs.append((proc, out))
         return procs
 
