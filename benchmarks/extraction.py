@@ -4,6 +4,10 @@ In one run: a synthetic corpus of JPEG paintings (benchmarks/jpeg_corpus.py, 512
   1. forward-only ceiling: the model on uint8 batches already on the device (normalisation included),
   2. end to end with `--decode gpu` (nvJPEG in the main process's decode threads) — only on CUDA,
   3. end to end with `--decode cpu`: Pillow decode and resize in DataLoader workers, clip-retrieval's way.
+  4. the whole command, as a user waits for it: `artlens extract` run as a subprocess (from a checkpoint
+     written by plain open_clip, so the weights load as real ones do) over the corpus and over one shard,
+     timed from start to exit beside a bare `python -c "import torch"`, with where its start-up went (the
+     summary's start-up line: before the run, models, first batch).
 End-to-end rates are reported twice: over the whole run (worker spawn and the first batch's decode
 included) and at steady state (from the first batch to the last commit), which is what a long run sees.
 Before a model's measured end-to-end runs, one unmeasured extraction of a few shards (`--warmup-shards`)
@@ -20,7 +24,10 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -80,6 +87,57 @@ def end_to_end(model: LoadedModel, corpus: Path, store: Path, decode: str, batch
             "gpu_decoded_share": round(summary.gpu_decoded / max(summary.images, 1), 3)}
 
 
+def import_torch_s() -> float:
+    """Seconds of a bare `python -c "import torch"`, start to exit: the floor of any command's start-up."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
+    return round(time.perf_counter() - start, 2)
+
+
+def plain_checkpoint(name: str, work: Path) -> Path:
+    """A checkpoint of `name` as plain open_clip writes one (seeded random init, torch.save of the state dict)."""
+    import open_clip
+
+    path = work / f"{Path(name).stem}.checkpoint.pt"
+    if not path.exists():
+        if name.endswith(".json"):
+            open_clip.add_model_config(name)
+        torch.manual_seed(0)
+        work.mkdir(parents=True, exist_ok=True)
+        torch.save(open_clip.create_model(Path(name).stem if name.endswith(".json") else name).state_dict(), path)
+    return path
+
+
+_STARTUP = re.compile(r"^start-up: (.*)$", re.M)
+_ELAPSED = re.compile(r"img/s, ([0-9.]+) s elapsed")
+
+
+def whole_command(name: str, checkpoint: Path, shards: str, store: Path, device: str,
+                  workers: int | None) -> dict:
+    """`artlens extract` in a fresh process, start to exit, and where its time went: the summary's start-up
+    phases, the rest of the run after the first batch, and what is left (writing the summary, exit)."""
+    shutil.rmtree(store, ignore_errors=True)
+    cmd = [sys.executable, "-m", "artlens", "extract", "--shards", shards, "--store", str(store), "--table", "bench",
+           "--model", name, "--pretrained", str(checkpoint), "--device", device, "--no-progress",
+           *(["--workers", str(workers)] if workers is not None else [])]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    shutil.rmtree(store, ignore_errors=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr[-2000:]}")
+    phases = {what: float(secs) for what, secs in
+              re.findall(r"([a-z ]+) ([0-9.]+) s", _STARTUP.search(done.stdout).group(1))}
+    phases = {what.strip(): secs for what, secs in phases.items()}
+    elapsed = float(_ELAPSED.search(done.stdout).group(1))
+    images = int(done.stdout.split(" images embedded", 1)[0].rsplit(" ", 1)[-1])
+    known = sum(phases.values()) - phases.get("first batch", 0.0) + elapsed
+    return {"wall_s": round(wall, 2), "images": images, "startup": phases,
+            "startup_to_first_batch_s": round(sum(phases.values()), 2),
+            "run_after_first_batch_s": round(elapsed - phases.get("first batch", 0.0), 2),
+            "after_the_run_s": round(max(0.0, wall - known), 2), "command": " ".join(cmd[1:])}
+
+
 def decode_only(model: LoadedModel, corpus: Path, decode: str, batch_size: int, workers: int | None,
                 decode_threads: int = 2, jpeg_decoder: str = "auto") -> dict:
     """The input side alone: shards → pixels on the device, no model (where the time goes)."""
@@ -112,7 +170,7 @@ def ensure_corpus(path: Path, spec: CorpusSpec, processes: int) -> float:
 
 def bench_model(name: str, pretrained: str, corpus: Path, work: Path, device: str, batch_size: int | None,
                 workers: int | None, seconds: float, threads: list[int], decoders: list[str],
-                warmup_shards: int = 2) -> dict:
+                warmup_shards: int = 2, whole: bool = True) -> dict:
     model = load_model(ModelSpec(model=name, pretrained=pretrained, precision="auto", device=device))
     batch = batch_size or device_default(model.device, "batch_size")
     row = {"model": Path(name).stem if name.endswith(".json") else name, "device": str(model.device),
@@ -135,6 +193,13 @@ def bench_model(name: str, pretrained: str, corpus: Path, work: Path, device: st
             row[f"e2e_{decode}_decode_variants"] = [
                 {k: r[k] for k in ("jpeg_decoder", "decode_threads", "workers", "steady_img_s", "gpu_decoded_share")}
                 for r in runs]
+    if whole:
+        checkpoint = plain_checkpoint(name, work)
+        device_name = str(model.device)
+        row["whole_command"] = {
+            "corpus": whole_command(name, checkpoint, str(corpus), work / "store", device_name, workers),
+            "one_shard": whole_command(name, checkpoint, expand_shards(str(corpus))[0], work / "store",
+                                       device_name, workers)}
     ceiling = row["forward_only"]["img_s"]
     best = row.get("e2e_gpu_decode", row["e2e_cpu_decode"])
     row["ratios"] = {
@@ -176,6 +241,15 @@ def print_table(result: dict) -> None:
               f"{r['decode_only_cpu']['steady_img_s']:>12,.0f} {r['e2e_cpu_decode']['steady_img_s']:>11,.0f} "
               f"{r['ratios']['e2e_vs_forward_only']:>7.2f} {'' if ratio is None else f'{ratio:.2f}':>7}")
     print("img/s; end-to-end at steady state (whole-run rates and startup seconds are in the JSON)")
+    if any("whole_command" in r for r in result["results"]):
+        print(f"\nthe whole command (artlens extract in a fresh process, start to exit; a bare "
+              f"`python -c \"import torch\"`: {result['import_torch_s']:.1f} s)")
+        for r in result["results"]:
+            for what, w in r.get("whole_command", {}).items():
+                phases = ", ".join(f"{k} {v:.1f}" for k, v in w["startup"].items())
+                print(f"  {r['model']:<22} {what.replace('_', ' '):<9} {w['images']:>7,} images {w['wall_s']:>6.1f} s"
+                      f"  [start-up: {phases}; rest of the run {w['run_after_first_batch_s']:.1f}; "
+                      f"after it {w['after_the_run_s']:.1f}]")
 
 
 def run(a: argparse.Namespace) -> dict:
@@ -187,8 +261,10 @@ def run(a: argparse.Namespace) -> dict:
     sizes = [p.stat().st_size for p in corpus.glob("*.tar")]
     threads = [int(t) for t in str(a.decode_threads).split(",")]
     results = [bench_model(m, a.pretrained, corpus, work, a.device, a.batch_size, a.workers, a.seconds, threads,
-                           a.jpeg_decoders.split(","), a.warmup_shards) for m in a.models.split(",")]
+                           a.jpeg_decoders.split(","), a.warmup_shards, a.whole_command)
+               for m in a.models.split(",")]
     return {"corpus": spec.__dict__, "corpus_build_s": round(corpus_s, 1),
+            "import_torch_s": import_torch_s() if a.whole_command else None,
             "corpus_mean_kib": sum(sizes) / max(spec.n, 1) / 1024, "machine": machine(), "results": results,
             "command": "python -m benchmarks.extraction " + " ".join(a.argv)}
 
@@ -212,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=5.0, help="duration of each forward-only measurement")
     p.add_argument("--warmup-shards", type=int, default=2,
                    help="shards extracted, unmeasured, before a model's end-to-end runs (0: none)")
+    p.add_argument("--no-whole-command", dest="whole_command", action="store_false",
+                   help="leave out the whole `artlens extract` command timed in a fresh process")
     p.add_argument("--corpus", default="bench-out/corpus", help="kept and reused when the spec is the same")
     p.add_argument("--work", default="bench-out/work", help="scratch stores (deleted afterwards)")
     p.add_argument("--out", default="bench-out/bench.json")

@@ -29,4 +29,11 @@ def test_make_bench_small_writes_a_table_and_json(tmp_path, capsys):
     assert row["e2e_cpu_decode"]["failures"] == 0 and row["forward_only"]["img_s"] > 0
     assert row["warmup_cpu_decode"]["images"] == 48  # two shards of 24, unmeasured, before the measured runs
     assert row["ratios"]["gpu_vs_cpu_decode"] is None  # no GPU here: the GPU columns are absent, not invented
-    assert "forward-only" in capsys.readouterr().out
+    whole = row["whole_command"]
+    assert whole["corpus"]["images"] == 96 and whole["one_shard"]["images"] == 24  # a fresh `artlens extract`
+    for run in whole.values():
+        assert set(run["startup"]) == {"before the run", "models", "first batch"}
+        assert 0 < run["startup_to_first_batch_s"] < run["wall_s"] and run["after_the_run_s"] >= 0
+    assert result["import_torch_s"] > 0
+    printed = capsys.readouterr().out
+    assert "forward-only" in printed and "the whole command" in printed and "start-up: before the run" in printed
