@@ -13,10 +13,11 @@ installed (4.3 s more there, scikit-learn included) although a plain ViT uses ne
   afterwards is the real one. Nothing is done when torch._dynamo is already imported, and nothing at all
   with ARTLENS_PLAIN_IMPORTS=1.
 * `leave_out(names)`: those packages cannot be imported in this process (ModuleNotFoundError, which open_clip
-  expects of an optional package), nor in the artlens processes it starts (ARTLENS_LEAVE_OUT, read by
-  `install`: `--devices` processes, Ray workers). Only the CLI calls it, for a command whose models are all
-  known not to need them (pipeline/models/modelconfig.py `packages_needed`): a Python session may load any
-  model later.
+  expects of an optional package), nor in the processes it starts (ARTLENS_LEAVE_OUT, read by `install`
+  when they import artlens: `--devices` processes, the workers of a local Ray the command starts). Only the
+  CLI calls it, for a command whose models are all known not to need them (pipeline/models/modelconfig.py
+  `packages_needed`): a Python session may load any model later. `children_leave_out` does the same for the
+  processes started inside it alone: the `--devices` engine, whose processes serve one config, uses it.
 """
 from __future__ import annotations
 
@@ -151,7 +152,7 @@ def leave_out(names) -> list[str]:
 @contextlib.contextmanager
 def children_leave_out(names):
     """Processes started inside leave these packages out too (ARTLENS_LEAVE_OUT, read by `install` when the
-    child imports artlens): for engines whose processes serve one config (`--devices`, Ray's model actors)."""
+    child imports artlens): for an engine whose processes serve one config (`--devices`)."""
     before = os.environ.get(LEFT_OUT)
     names = set(names) | set(filter(None, (before or "").split(",")))
     if plain() or not names:
