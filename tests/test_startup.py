@@ -124,3 +124,16 @@ def test_extract_leaves_timm_out_and_embeds_exactly_as_with_every_import(tmp_pat
     lean, plain = rows("lean"), rows("plain")
     assert sorted(lean) == sorted(plain) and len(lean) == 12
     assert all(np.array_equal(lean[k], plain[k]) for k in lean)
+
+
+def test_in_a_python_session_the_summary_reports_no_process_start_up(tmp_path, extract):
+    """`before the run` is a command's start-up; in a Python session the process's age would be misleading."""
+    import imagefactory as f
+    from conftest import write_tar
+
+    shard = write_tar(tmp_path / "shards" / "00000.tar", [("a.jpg", f.jpeg(32, 24)), ("b.jpg", f.jpeg(20, 30))])
+    summary = extract(shard.parent)
+    assert summary.images == 2 and set(summary.startup) == {"before the run", "models", "first batch"}
+    assert summary.startup["before the run"] is None and summary.startup["models"] >= 0
+    line = [x for x in summary.lines() if x.startswith("start-up:")]
+    assert line and "before the run" not in line[0] and "first batch" in line[0]

@@ -105,6 +105,9 @@ def extract_config(a: argparse.Namespace):
 
 
 def extract_run(a: argparse.Namespace) -> int:
+    from artlens import startup
+
+    startup.COMMAND_PROCESS = True
     leave_out_unused_packages(named_models(a))  # before anything imports open_clip
     cfg = extract_config(a)
     from artlens.pipeline.extract.engines import run

@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 import torch
 from tqdm import tqdm
 
+from artlens import startup
 from artlens.errors import UserError
 from artlens.store.catalog import TableEntry
 from artlens.store.layout import shard_id
@@ -173,7 +174,8 @@ def retire_superseded(folder: FolderSource, todo: list[str], targets: list[Targe
 
 def run_extract(cfg: ExtractConfig, loaded: LoadedModel | list[LoadedModel] | None = None) -> ExtractSummary:
     """Extract in this process (the local engine without `devices`); `loaded`: models already loaded."""
-    before_run, entered = process_age(), time.perf_counter()
+    before_run = process_age() if startup.COMMAND_PROCESS else None  # a Python session's age is not start-up
+    entered = time.perf_counter()
     urls = selected_shards(cfg)
     claim_hardware_queues()  # before the models are loaded: CUDA reads it when it starts
     targets, plans = open_targets(cfg, loaded)

@@ -168,7 +168,7 @@ class ExtractSummary(RunSummary):
     decode: str = ""
     startup_s: float = 0.0       # from the start until the first batch arrived (worker spawn, first decode)
     #: where the time before the first batch went: "before the run" (process start to run_extract: Python,
-    #: imports, arguments; None where the process's age cannot be read), "models" (built, weights loaded,
+    #: imports, arguments; only in an `artlens` command's process, and where its age can be read), "models" (built, weights loaded,
     #: tables opened), "first batch" (= startup_s: workers started, first shard read and decoded)
     startup: dict = field(default_factory=dict)
     devices: list[str] = field(default_factory=list)
