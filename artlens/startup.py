@@ -32,8 +32,9 @@ import types
 DYNAMO = "torch._dynamo"
 PLAIN = "ARTLENS_PLAIN_IMPORTS"  # set to 1: import everything the usual way
 LEFT_OUT = "ARTLENS_LEAVE_OUT"   # packages left out, comma-separated: set by `leave_out` for child processes
-#: True in a process that runs one `artlens` command (set by the CLI): its age when the work starts is its
-#: start-up, which the extraction's summary reports (a Python session's age is not)
+#: True in a process that runs one `artlens` command (set by the CLI's main when it reads the command line):
+#: its age when the work starts is its start-up, which the extraction's summary reports (a Python session's,
+#: or a test's calling main(argv), is not), and only then does `artlens extract` leave packages out
 COMMAND_PROCESS = False
 
 

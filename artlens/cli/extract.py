@@ -107,8 +107,8 @@ def extract_config(a: argparse.Namespace):
 def extract_run(a: argparse.Namespace) -> int:
     from artlens import startup
 
-    startup.COMMAND_PROCESS = True
-    leave_out_unused_packages(named_models(a))  # before anything imports open_clip
+    if startup.COMMAND_PROCESS:  # the process is this command (not a caller of main(argv), such as a test)
+        leave_out_unused_packages(named_models(a))  # before anything imports open_clip
     cfg = extract_config(a)
     from artlens.pipeline.extract.engines import run
 

@@ -146,6 +146,10 @@ def _show_artlens_warnings(command: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The `artlens` command; a reader of standard output that goes away (`| head`) ends it quietly."""
+    if argv is None:  # the command line itself: this process runs one command (artlens/startup.py)
+        from artlens import startup
+
+        startup.COMMAND_PROCESS = True
     try:
         code = _main(argv)
         sys.stdout.flush()  # here, not at exit, so a closed pipe is caught here
