@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from artlens.errors import UserError
 from artlens.pipeline.models import hub
+from artlens.pipeline.models.halfnorm import half_layer_norms
 from artlens.pipeline.models.modelconfig import read_model_config
 from artlens.pipeline.models.spec import ModelSpec
 from artlens.pipeline.imaging.pixels import PixelPlan, WholePlan, plan_for
@@ -25,11 +26,12 @@ PRECISIONS = {
     "bf16": ("bf16", torch.bfloat16),
 }
 #: What `auto` means per device type: half precision where tensor cores make it fast and parity holds
-#: (CUDA fp16 vs CPU fp32: minimum cosine 0.9999983 on the real paintings, docs/performance.md).
+#: (CUDA fp16 vs CPU fp32: minimum cosine 0.9999983 on the real paintings, docs/performance.md), and whether a
+#: half-precision image tower's layer norms run in that precision (`halfnorm`; measured on CUDA only).
 DEVICE_DEFAULTS = {
-    "cuda": {"precision": "fp16", "batch_size": 512},
-    "cpu": {"precision": "fp32", "batch_size": 64},
-    "mps": {"precision": "fp32", "batch_size": 64},
+    "cuda": {"precision": "fp16", "batch_size": 512, "half_layer_norms": True},
+    "cpu": {"precision": "fp32", "batch_size": 64, "half_layer_norms": False},
+    "mps": {"precision": "fp32", "batch_size": 64, "half_layer_norms": False},
 }
 
 
@@ -179,6 +181,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             raise
         raise problem from exc
     model.eval()
+    if dtype != torch.float32 and device_default(device, "half_layer_norms"):
+        half_layer_norms(getattr(model, "visual", model), dtype)
     dim = _embed_dim(model)
     return LoadedModel(model=model, preprocess=preprocess, name=label, ref=ref, weights=weights,
                        device=device, dtype=dtype, dim=dim, precision=precision,
