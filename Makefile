@@ -184,7 +184,7 @@ bench-explorer-browser: install
 clean-store:
 	rm -rf $(STORE)
 
-# Extraction throughput (CUDA: 20,000 JPEGs, ViT-B-32 and ViT-L-14; BENCH_FLAGS=--small on a CPU machine):
+# Extraction throughput (CUDA: 20,000 JPEGs, ViT-B-32, ViT-L-14, ViT-L-14-336, ViT-B-16; BENCH_FLAGS=--small on a CPU machine):
 # prints a table, writes bench-out/bench.json
 BENCH_FLAGS ?=
 bench: install

@@ -2,6 +2,9 @@
 
 In one run: a synthetic corpus of JPEG paintings (benchmarks/jpeg_corpus.py, 512–1024 px), then for each model
   1. forward-only ceiling: the model on uint8 batches already on the device (normalisation included),
+     beside plain open_clip's image tower (`.to(dtype)`, at the bench's batch and at 1,024) and the share of
+     the matrix rate (a large matrix product in the model's precision, timed in the same run) each reaches
+     at the tower's GFLOP per image (PyTorch's FlopCounterMode),
   2. end to end with `--decode gpu` (nvJPEG in the main process's decode threads) — only on CUDA,
   3. end to end with `--decode cpu`: Pillow decode and resize in DataLoader workers, clip-retrieval's way.
   4. the whole command, as a user waits for it: `artlens extract` run as a subprocess (from a checkpoint
@@ -15,12 +18,13 @@ lets the CUDA caching allocator, cuBLAS and the JPEG decoders reach their workin
 measurement warms up first: on a 20,000-image corpus each end-to-end run lasts seconds, and the first one
 in a process had decoder calls twice as long as the later ones (docs/performance.md).
 
-    python -m benchmarks.extraction --n 20000 --models ViT-B-32,ViT-L-14      # on a CUDA machine
+    python -m benchmarks.extraction --n 20000 --models ViT-B-32,ViT-L-14,ViT-L-14-336,ViT-B-16  # on a CUDA machine
     python -m benchmarks.extraction --small                                   # CPU, tiny model, a few images
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -41,26 +45,82 @@ from artlens.pipeline.extract.run import decode_device, prepared_batches, run_ex
 from artlens.pipeline.models.load import LoadedModel, device_default, load_model
 from artlens.pipeline.shards.spec import expand_shards
 
+PLAIN_BATCH = 1024  # the plain tower is also timed at this batch on CUDA (the issue's ceiling was measured there)
 TINY = str(Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "models" / "artlens-tiny-vit.json")
 
 
-def forward_only(model: LoadedModel, batch_size: int, seconds: float) -> dict:
-    """Images per second of `embed_on_device` on a uint8 batch that is already on the device."""
-    size = _input_size(model)
-    pixels = torch.randint(0, 256, (batch_size, 3, *size), dtype=torch.uint8, device=model.device)
-    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+def _rate(step, batch_size: int, seconds: float, device: torch.device) -> dict:
+    """Images per second of `step()` (one batch) repeated for `seconds`, after three warm-up calls."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(3):
-        model.embed_on_device(pixels)
+        step()
     sync()
     start, batches = time.perf_counter(), 0
     while time.perf_counter() - start < seconds or batches < 3:
-        model.embed_on_device(pixels)
+        step()
         batches += 1
         if batches % 4 == 0:
             sync()
     sync()
     elapsed = time.perf_counter() - start
-    return {"img_s": round(batches * batch_size / elapsed, 1), "batches": batches, "seconds": round(elapsed, 2)}
+    return {"img_s": round(batches * batch_size / elapsed, 1), "batches": batches, "seconds": round(elapsed, 2),
+            "batch_size": batch_size}
+
+
+def forward_only(model: LoadedModel, batch_size: int, seconds: float) -> dict:
+    """Images per second of `embed_on_device` on a uint8 batch that is already on the device."""
+    pixels = torch.randint(0, 256, (batch_size, 3, *_input_size(model)), dtype=torch.uint8, device=model.device)
+    return _rate(lambda: model.embed_on_device(pixels), batch_size, seconds, model.device)
+
+
+def plain_tower(name: str, device: torch.device, dtype: torch.dtype, batch_sizes: list[int],
+                seconds: float) -> dict:
+    """Plain open_clip's image tower as a user times it: built in float32, `.to(dtype)` as a whole (so its
+    layer norms run in that precision too), `visual(x)` on normalised input already on the device, under
+    `torch.inference_mode()`. The fastest of `batch_sizes` is the ceiling artlens's rates are read against."""
+    import open_clip
+
+    if name.endswith(".json"):
+        open_clip.add_model_config(name)
+        name = Path(name).stem
+    torch.manual_seed(0)
+    with torch.device(device):  # random weights: the speed is a real checkpoint's
+        tower = open_clip.create_model(name).visual.to(dtype).eval()
+    size = tower.image_size if isinstance(tower.image_size, (tuple, list)) else (tower.image_size,) * 2
+    runs = []
+    with torch.inference_mode():
+        for batch in batch_sizes:
+            x = torch.randn(batch, 3, *size, device=device, dtype=dtype)
+            runs.append(_rate(lambda: tower(x), batch, seconds, device))
+            del x
+    del tower
+    return {**max(runs, key=lambda r: r["img_s"]), "runs": runs}
+
+
+def image_gflop(model: LoadedModel) -> float:
+    """GFLOP of one image through the image tower (matrix products and attention, counted by PyTorch's
+    FlopCounterMode with MultiheadAttention's fused fast path off, so its products are seen)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(2, 3, *_input_size(model), dtype=model.dtype, device=model.device)
+    fast = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            model.model.encode_image(x)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast)
+    return round(counter.get_total_flops() / 2 / 1e9, 2)
+
+
+@functools.lru_cache(maxsize=None)
+def matrix_rate(device: torch.device, dtype: torch.dtype, seconds: float = 2.0) -> dict:
+    """TFLOP/s of a large square matrix product in `dtype`: the machine's ceiling a model's rate is a share of
+    (8192² on CUDA; 1024² in float32 on a CPU)."""
+    n, dtype = (8192, dtype) if device.type == "cuda" else (1024, torch.float32)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    rate = _rate(lambda: a @ b, 1, seconds, device)
+    return {"tflop_s": round(rate["img_s"] * 2 * n ** 3 / 1e12, 1), "n": n, "dtype": str(dtype).split(".")[-1]}
 
 
 def _input_size(model: LoadedModel) -> tuple[int, int]:
@@ -175,7 +235,11 @@ def bench_model(name: str, pretrained: str, corpus: Path, work: Path, device: st
     batch = batch_size or device_default(model.device, "batch_size")
     row = {"model": Path(name).stem if name.endswith(".json") else name, "device": str(model.device),
            "precision": model.precision, "batch_size": batch,
-           "forward_only": forward_only(model, batch, seconds)}
+           "forward_only": forward_only(model, batch, seconds), "gflop_per_image": image_gflop(model),
+           "matrix_rate": matrix_rate(model.device, model.dtype),
+           "plain_tower": plain_tower(name, model.device, model.dtype,
+                                      sorted({batch, PLAIN_BATCH}) if model.device.type == "cuda" else [batch],
+                                      seconds)}
     decodes = ("gpu", "cpu") if model.device.type == "cuda" else ("cpu",)
     for decode in decodes:
         variants = [(t, d) for d in decoders for t in threads] if decode == "gpu" else [(threads[0], "auto")]
@@ -200,9 +264,14 @@ def bench_model(name: str, pretrained: str, corpus: Path, work: Path, device: st
             "corpus": whole_command(name, checkpoint, str(corpus), work / "store", device_name, workers),
             "one_shard": whole_command(name, checkpoint, expand_shards(str(corpus))[0], work / "store",
                                        device_name, workers)}
-    ceiling = row["forward_only"]["img_s"]
+    ceiling, plain = row["forward_only"]["img_s"], row["plain_tower"]["img_s"]
     best = row.get("e2e_gpu_decode", row["e2e_cpu_decode"])
+    matrix = row["matrix_rate"]["tflop_s"] * 1000 / row["gflop_per_image"]  # img/s at the matrix rate
+    row["matrix_share"] = {what: round(rate / matrix, 3) for what, rate in
+                           (("plain_tower", plain), ("forward_only", ceiling), ("e2e", best["steady_img_s"]))}
     row["ratios"] = {
+        "e2e_vs_plain_tower": round(best["steady_img_s"] / plain, 3),
+        "forward_only_vs_plain_tower": round(ceiling / plain, 3),
         "e2e_vs_forward_only": round(best["steady_img_s"] / ceiling, 3),
         "e2e_vs_forward_only_whole_run": round(best["img_s"] / ceiling, 3),
         "gpu_vs_cpu_decode": (round(row["e2e_gpu_decode"]["steady_img_s"] / row["e2e_cpu_decode"]["steady_img_s"], 2)
@@ -241,6 +310,19 @@ def print_table(result: dict) -> None:
               f"{r['decode_only_cpu']['steady_img_s']:>12,.0f} {r['e2e_cpu_decode']['steady_img_s']:>11,.0f} "
               f"{r['ratios']['e2e_vs_forward_only']:>7.2f} {'' if ratio is None else f'{ratio:.2f}':>7}")
     print("img/s; end-to-end at steady state (whole-run rates and startup seconds are in the JSON)")
+    print(f"\nagainst plain open_clip's image tower (`.to(dtype)`, best batch) and the matrix rate "
+          f"({result['results'][0]['matrix_rate']['tflop_s']:,.1f} TFLOP/s, "
+          f"{result['results'][0]['matrix_rate']['dtype']} {result['results'][0]['matrix_rate']['n']}²)")
+    head = (f"{'model':<22} {'GFLOP/img':>9} {'plain tower':>11} {'at batch':>8} {'fwd/plain':>9} {'e2e/plain':>9} "
+            f"{'share: plain':>12} {'fwd':>5} {'e2e':>5}")
+    print(head)
+    print("-" * len(head))
+    for r in result["results"]:
+        share = r["matrix_share"]
+        print(f"{r['model']:<22} {r['gflop_per_image']:>9.1f} {r['plain_tower']['img_s']:>11,.0f} "
+              f"{r['plain_tower']['batch_size']:>8} {r['ratios']['forward_only_vs_plain_tower']:>9.2f} "
+              f"{r['ratios']['e2e_vs_plain_tower']:>9.2f} {share['plain_tower']:>12.0%} {share['forward_only']:>5.0%} "
+              f"{share['e2e']:>5.0%}")
     if any("whole_command" in r for r in result["results"]):
         print(f"\nthe whole command (artlens extract in a fresh process, start to exit; a bare "
               f"`python -c \"import torch\"`: {result['import_torch_s']:.1f} s)")
@@ -275,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard-size", type=int, default=500)
     p.add_argument("--min-side", type=int, default=512)
     p.add_argument("--max-side", type=int, default=1024)
-    p.add_argument("--models", default="ViT-B-32,ViT-L-14", help="comma-separated open_clip names or configs")
+    p.add_argument("--models", default="ViT-B-32,ViT-L-14,ViT-L-14-336,ViT-B-16", help="comma-separated open_clip names or configs")
     p.add_argument("--pretrained", default="random", help="weights (random: no download; speed is the same)")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, help="default: the device's (512 on CUDA, 64 on CPU)")

@@ -35,5 +35,11 @@ def test_make_bench_small_writes_a_table_and_json(tmp_path, capsys):
         assert set(run["startup"]) == {"before the run", "models", "first batch"}
         assert 0 < run["startup_to_first_batch_s"] < run["wall_s"] and run["after_the_run_s"] >= 0
     assert result["import_torch_s"] > 0
+    # the ceilings: plain open_clip's tower at the same batch on the CPU, the tower's GFLOP, the matrix rate
+    assert row["plain_tower"]["img_s"] > 0 and [r["batch_size"] for r in row["plain_tower"]["runs"]] == [64]
+    assert 0.01 < row["gflop_per_image"] < 0.1  # 2 blocks of width 64 on 50 tokens and the patch embedding: 0.03
+    assert row["matrix_rate"]["tflop_s"] > 0 and row["matrix_rate"]["n"] == 1024
+    assert row["ratios"]["e2e_vs_plain_tower"] > 0 and 0 < row["matrix_share"]["plain_tower"] < 1
     printed = capsys.readouterr().out
+    assert "against plain open_clip's image tower" in printed
     assert "forward-only" in printed and "the whole command" in printed and "start-up: before the run" in printed
