@@ -161,7 +161,7 @@ class TableEntry:
 @dataclass
 class IndexEntry:
     name: str                         # the table this index serves
-    kind: str = ""                    # flat | hnsw | ivfpq | factory
+    kind: str = ""                    # flat | hnsw | ivfpq | ivfsq | factory
     factory: str = ""                 # the FAISS factory string
     params: str = "{}"                # JSON: search parameters chosen (efSearch, nprobe, ...)
     generation: str = ""              # names the index files under indexes/<table>/

@@ -59,7 +59,7 @@ def index_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--store", required=True, help="the store folder (or URL)")
     p.add_argument("--table", required=True, help="the table of embeddings to index")
-    option(p, C, "kind", help="auto, flat, hnsw, ivfpq, or any FAISS factory string")
+    option(p, C, "kind", help="auto, flat, hnsw, ivfpq, ivfsq, or any FAISS factory string")
     option(p, C, "max_memory", help="memory budget for the index (auto chooses by it)")
     option(p, C, "recall_queries", type=int, help="queries for the recall measurement")
     option(p, C, "target_recall", type=float, help="10-recall@10 the search is tuned to")

@@ -1,6 +1,7 @@
 """FAISS indexes and nearest neighbours: kind choice, id mapping, recall, staleness, filters, SQL, CLI."""
 import json
 
+import faiss
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -11,7 +12,8 @@ from artlens.store import neighbors as nb
 from conftest import TINY_MODEL, write_tar
 from artlens.cli.main import main
 from artlens.store.catalog import Catalog
-from artlens.store.index import KINDS, IndexUnavailable, build_index, choose_kind, factory_for, hnsw_bytes, parse_bytes
+from artlens.store.index import (KINDS, IndexUnavailable, build_index, choose_kind, factory_for, hnsw_bytes,
+                                 ivfsq_bytes, open_index, parse_bytes)
 from artlens.store.layout import StoreLayout
 from benchmarks.synthetic_tables import write_synthetic_table
 
@@ -33,8 +35,15 @@ def exact_top(root, table, key, k, where="true"):
 
 def test_auto_choice_follows_size_and_memory():
     assert choose_kind(9_999, 768, parse_bytes("4G")) == "flat"
-    assert choose_kind(1_000_000, 768, parse_bytes("4G")) == "hnsw"
+    assert choose_kind(10_000, 768, parse_bytes("4G")) == "hnsw"
+    assert choose_kind(499_999, 768, parse_bytes("4G")) == "hnsw"
+    # large tables: IVF + SQ8 + exact re-ranking while it fits, HNSW (smaller) below that, OPQ+IVF+PQ below both
+    assert choose_kind(1_000_000, 768, parse_bytes("4G")) == "ivfsq"
+    assert hnsw_bytes(1_000_000, 768) < ivfsq_bytes(1_000_000, 768) <= parse_bytes("4G")
+    assert choose_kind(1_000_000, 768, ivfsq_bytes(1_000_000, 768) - 1) == "hnsw"
     assert choose_kind(1_000_000, 768, hnsw_bytes(1_000_000, 768) - 1) == "ivfpq"
+    assert choose_kind(500, 768, 1) == "flat"
+    assert factory_for("ivfsq", 1_000_000, 768, parse_bytes("4G"))[0] == "IVF4096,SQ8,RFlat"
     factory, spec = factory_for("ivfpq", 1_000_000, 768, parse_bytes("1G"))
     assert factory.startswith("OPQ") and ",IVF" in factory and spec.tune == "nprobe"
     assert parse_bytes("512M") == 512 * 2**20 and parse_bytes("1.5G") == int(1.5 * 2**30)
@@ -78,8 +87,40 @@ def test_factory_strings_are_accepted_and_tuned(synthetic):
     entry = build_index(synthetic, "vec", kind="IVF64,Flat", progress=False)
     assert entry.kind == "factory" and "nprobe" in json.loads(entry.params)
     assert entry.recall_at_10 >= 0.95
-    with pytest.raises(IndexUnavailable, match="kinds are auto, flat, hnsw, ivfpq, or a FAISS factory"):
+    with pytest.raises(IndexUnavailable, match="kinds are auto, flat, hnsw, ivfpq, ivfsq, or a FAISS factory"):
         build_index(synthetic, "vec", kind="NoSuchIndex42", progress=False)
+
+
+def test_ivfsq_sets_its_refine_factor_at_build_and_load_and_takes_new_parts(tmp_path):
+    write_synthetic_table(tmp_path, "t", n=6000, dim=32, part_rows=3000, clusters=20, seed=5)
+    entry = build_index(tmp_path, "t", kind="ivfsq", progress=False)
+    params = json.loads(entry.params)
+    assert (entry.kind, entry.factory) == ("ivfsq", factory_for("ivfsq", 6000, 32, 2**30)[0])
+    assert entry.factory.startswith("IVF") and entry.factory.endswith(",SQ8,RFlat")
+    assert params["k_factor_rf"] == 2 and params["nprobe"] in KINDS["ivfsq"].grid
+    assert entry.recall_at_10 >= 0.95
+    loaded = open_index(tmp_path, "t", 32)
+    refine = faiss.downcast_index(loaded.index)
+    assert refine.k_factor == 2 and faiss.extract_index_ivf(refine.base_index).nprobe == params["nprobe"]
+    from artlens.store.writer import TableWriter
+
+    writer = TableWriter(tmp_path, Catalog(StoreLayout.at(tmp_path).catalog_path).get("t"))
+    vec = np.eye(32, dtype=np.float32)[:2]
+    writer.commit("late-shard", [{"key": "late1", "shard": "late-shard"}, {"key": "late2", "shard": "late-shard"}],
+                  vec, [])
+    writer.finish()
+    with store.open(tmp_path) as s:
+        assert s.neighbors("t", vector=vec[1], k=1).column("key").to_pylist() == ["late2"]
+    updated = Catalog(StoreLayout.at(tmp_path).catalog_path).get_index("t")
+    assert updated.rows == 6002 and json.loads(updated.params) == params
+    again = faiss.downcast_index(open_index(tmp_path, "t", 32).index)
+    assert again.ntotal == 6002 and again.k_factor == 2
+
+
+def test_refined_factory_strings_record_their_refine_factor(synthetic):
+    entry = build_index(synthetic, "vec", kind="IVF64,SQ8,RFlat", progress=False)
+    assert entry.kind == "factory" and json.loads(entry.params)["k_factor_rf"] == 2
+    assert entry.recall_at_10 >= 0.95
 
 
 @pytest.mark.slow
