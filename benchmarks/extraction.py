@@ -85,7 +85,7 @@ def plain_tower(name: str, device: torch.device, dtype: torch.dtype, batch_sizes
         name = Path(name).stem
     torch.manual_seed(0)
     with torch.device(device):  # random weights: the speed is a real checkpoint's
-        tower = open_clip.create_model(name).visual.to(dtype).eval()
+        tower = open_clip.create_model(name, device=device).visual.to(dtype).eval()
     size = tower.image_size if isinstance(tower.image_size, (tuple, list)) else (tower.image_size,) * 2
     runs = []
     with torch.inference_mode():
