@@ -6,9 +6,11 @@ defaults and options, its label columns mapped onto `style`), grouped by artist 
 groups, plus the ridge probe (`regression` on the rating) that the suite lacks and a kNN without groups,
 all through the public API (`artlens.run_probe`). Beside kNN: plain FAISS exact search (`IndexFlatIP` over
 the same L2-normalised rows, every row a query, k the probe's k) timed in the same run at the probes' thread
-count (one thread: probes/threads.py), and the ratio. Prints a table and writes JSON.
+count (`--threads`, every probe's `threads` option: 1 by default, probes/threads.py), and the ratio. Prints a
+table and writes JSON.
 
     python -m benchmarks.probes --rows 20000,100000 --out build/bench-probes.json
+    python -m benchmarks.probes --rows 100000 --threads 2      # the probes on both cores
 """
 from __future__ import annotations
 
@@ -61,12 +63,13 @@ def suite_steps(tables: dict, suite: Path = SUITE) -> list[tuple[str, dict]]:
     return [(name, {k: v for k, v in options.items() if v is not None}) for name, options in grouped]
 
 
-def plain_faiss_s(root: Path, table: str, k: int) -> float:
-    """Seconds of a plain exact FAISS search of every row against all (IndexFlatIP on unit rows), one thread."""
+def plain_faiss_s(root: Path, table: str, k: int, threads: int = 1) -> float:
+    """Seconds of a plain exact FAISS search of every row against all (IndexFlatIP on unit rows), at the
+    probes' thread count."""
     with artlens.open_store(root) as s:
         col = s.sql(f"SELECT embedding FROM {table} ORDER BY key").column("embedding").combine_chunks()
     X = np.array(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(col), -1)
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=threads):
         start = time.perf_counter()
         X /= np.linalg.norm(X, axis=1, keepdims=True)
         index = faiss.IndexFlatIP(X.shape[1])
@@ -80,13 +83,14 @@ def describe(name: str, options: dict) -> str:
     return " ".join([name, *shown])
 
 
-def bench_size(n: int, dim: int, work: Path) -> dict:
+def bench_size(n: int, dim: int, work: Path, threads: int = 1) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     start = time.perf_counter()
     tables = write_probe_tables(work, n, dim)
     write_s = time.perf_counter() - start
     rows = []
     for name, options in suite_steps(tables):
+        options = {**options, "threads": threads} if threads != 1 else options
         start = time.perf_counter()
         result = artlens.run_probe(work, name, options)
         seconds = time.perf_counter() - start
@@ -94,7 +98,7 @@ def bench_size(n: int, dim: int, work: Path) -> dict:
                "seconds": round(seconds, 2)}
         if name == "knn":
             k = int(result.details["k"])
-            faiss_s = plain_faiss_s(work, tables["table"], k)
+            faiss_s = plain_faiss_s(work, tables["table"], k, threads)
             row["faiss_s"] = round(faiss_s, 3)
             row["ratio_to_faiss"] = round(seconds / max(faiss_s, 1e-9), 2)
             row["target"] = f"<= {KNN_RATIO}x FAISS"
@@ -108,15 +112,16 @@ def bench_size(n: int, dim: int, work: Path) -> dict:
             "write_tables_s": round(write_s, 1), "results": rows}
 
 
-def run(sizes: list[int], dim: int, out: Path, work: Path) -> dict:
+def run(sizes: list[int], dim: int, out: Path, work: Path, threads: int = 1) -> dict:
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "processor": platform.processor()},
-              "threads": 1, "suite": str(SUITE.relative_to(SUITE.parents[2])),
-              "command": f"python -m benchmarks.probes --rows {','.join(map(str, sizes))} --dim {dim}",
+              "threads": threads, "suite": str(SUITE.relative_to(SUITE.parents[2])),
+              "command": f"python -m benchmarks.probes --rows {','.join(map(str, sizes))} --dim {dim}"
+                         + (f" --threads {threads}" if threads != 1 else ""),
               "sizes": []}
     for n in sizes:
-        result["sizes"].append(bench_size(n, dim, work))
+        result["sizes"].append(bench_size(n, dim, work, threads))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))  # each size as it finishes
         print_size(result["sizes"][-1])
@@ -152,10 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default="build/bench-probes-store", help="scratch store (deleted afterwards)")
     p.add_argument("--out", default="build/bench-probes.json")
     p.add_argument("--keep", action="store_true", help="keep the scratch store")
+    p.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads of every probe and of plain FAISS")
     a = p.parse_args(argv)
     work = Path(a.work)
     try:
-        run(a.rows, a.dim, Path(a.out), work)
+        run(a.rows, a.dim, Path(a.out), work, a.threads)
     finally:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -64,16 +64,22 @@ class ProbeConfig:
         seed: random seed of folds, resamples and permutations
         where: one SQL expression over the table's columns that keeps rows, e.g. "style = 'Baroque'"
         n_boot: bootstrap resamples of each 95% interval (at least 40)
+        threads: BLAS/OpenMP threads the probe may use (1 by default: the same bits on every machine; at any
+            fixed count a result is the same on one machine)
     """
     table: str
     seed: int = 0
     where: str | None = None          # SQL filter on the table's columns
     n_boot: int = 1000                # bootstrap resamples for confidence intervals
+    threads: int = 1                  # BLAS/OpenMP threads (probes/threads.py)
 
     def __post_init__(self) -> None:
         """Options every probe shares, checked before any data is read: `n_boot` (at least MIN_N_BOOT), and
         `min_count`, the fewest rows a class keeps, in the probes that have it (0 or more)."""
         check_n_boot(self.n_boot)
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ConfigError(f"threads must be a whole number of at least 1 (BLAS/OpenMP threads), got "
+                              f"{self.threads!r}", argument="threads")
         for name in COLUMN_LISTS:  # `group: artist` (YAML, Python) and `--group a --group b` (CLI) alike
             if hasattr(self, name):
                 object.__setattr__(self, name, as_columns(getattr(self, name)))

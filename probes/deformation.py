@@ -48,7 +48,7 @@ from artlens.probes.deformmetrics import Flips, Paired, between_shift, deformati
 from artlens.probes.groups import DUP_COLUMN, group_ids
 from artlens.probes.regression import numeric_target
 from artlens.probes.result import Result
-from artlens.probes.threads import single_threaded
+from artlens.probes.threads import probe_threads
 from artlens.probes.zero_shot import class_vectors
 
 NAME = "deformation"
@@ -245,7 +245,7 @@ def _headline(result: Result, grid: list[dict], pooled: list[dict], top: dict[st
             result.add(f"{kind}.all.s{q['severity']}", q[kind]["value"], q[kind]["ci"], baselines[kind])
 
 
-@single_threaded
+@probe_threads
 def run(s, cfg: Config) -> Result:
     p = _load(s, cfg)
     predictions = _predictions(s, p, cfg)

@@ -43,7 +43,7 @@ from artlens.probes.groups import group_ids
 from artlens.probes.nearest import outside_group
 from artlens.probes.result import Result
 from artlens.probes.stats import bootstrap_ci, drop_rare, majority_accuracy
-from artlens.probes.threads import single_threaded
+from artlens.probes.threads import probe_threads
 
 NAME = "knn"
 BLOCK = 4096  # query rows per FAISS search call
@@ -153,7 +153,7 @@ def label_rows(name: str, keys: np.ndarray, classes: np.ndarray, y: np.ndarray, 
                      "score": pa.array(purity.astype(float)), "correct": pa.array(pred == y)})
 
 
-@single_threaded
+@probe_threads
 def run(s, cfg: Config) -> Result:
     labels = label_list(cfg)
     columns = labels + [c for c in cfg.group if c not in labels]

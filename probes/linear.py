@@ -48,7 +48,7 @@ from artlens.probes.groups import DUP_COLUMN, duplicate_report, group_ids
 from artlens.probes.regression import fold_numbers, kept_columns, nuisance_details, test_rows
 from artlens.probes.result import Result
 from artlens.probes.stats import drop_rare
-from artlens.probes.threads import single_threaded
+from artlens.probes.threads import probe_threads
 
 NAME = "linear"
 
@@ -105,7 +105,7 @@ def _transfer(s, result: Result, cfg: Config, X, y, groups, keys) -> dict:
     return details
 
 
-@single_threaded
+@probe_threads
 def run(s, cfg: Config) -> Result:
     if not cfg.label:
         raise ConfigError("linear probe needs label=<column>")

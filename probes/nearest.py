@@ -18,7 +18,7 @@ How the answer stays the float64 brute force's (cosine, ties to the lower row):
   float64 from the original vectors and ordered by (similarity descending, row ascending): the reference's order, except where more than MARGIN
   rows tie with the k-th within float32 rounding (float ties).
 
-The search runs with the caller's thread limits (the probes' `single_threaded`); faiss is imported with
+The search runs with the caller's thread limits (the probes' `probe_threads`); faiss is imported with
 this module so that `threadpoolctl` sees its OpenMP runtime when the limit is entered.
 """
 from __future__ import annotations

@@ -56,7 +56,7 @@ from artlens.probes.regression import (ALPHAS, fit_ridge, has_values, kept_colum
                                        regression_metrics, scatter, test_rows)
 from artlens.probes.result import Result
 from artlens.probes.stats import drop_rare
-from artlens.probes.threads import single_threaded
+from artlens.probes.threads import probe_threads
 
 NAME = "period"
 EXAMPLES = 20
@@ -211,7 +211,7 @@ def _transfer(s, result: Result, cfg: Config, X, y, year, groups, keys) -> dict:
     return details
 
 
-@single_threaded
+@probe_threads
 def run(s, cfg: Config) -> Result:
     if not cfg.column:
         raise ConfigError("period probe needs column=<period column>")

@@ -38,7 +38,7 @@ Rows with a NULL or non-finite target (or a NULL in any group column) are left o
 `rows` (kept by the store beside the result): each scored row's out-of-fold prediction: key, target,
 predicted, residual (predicted - target), fold.
 
-Like every probe, it runs with single-threaded BLAS (`probes/threads.py`).
+Like every probe, it runs with the BLAS threads its `threads` option allows, one by default (`probes/threads.py`).
 
 The fold, fit and metric helpers are shared with the `period` probe (its year regression).
 """
@@ -60,7 +60,7 @@ from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.groups import DUP_COLUMN, duplicate_report, group_ids
 from artlens.probes.result import Result
 from artlens.probes.stats import bootstrap_ci
-from artlens.probes.threads import single_threaded
+from artlens.probes.threads import probe_threads
 
 NAME = "regression"
 ALPHAS = tuple(float(a) for a in np.logspace(-4, 3, 8))
@@ -297,7 +297,7 @@ def transfer_regression(s, result: Result, cfg, X, y, groups, keys, target_of, c
     return details
 
 
-@single_threaded
+@probe_threads
 def run(s, cfg: Config) -> Result:
     if not cfg.target:
         raise ConfigError("regression probe needs target=<numeric column>")

@@ -48,7 +48,7 @@ from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.groups import group_ids
 from artlens.probes.result import Result
 from artlens.probes.stats import bootstrap_ci, permutation_p
-from artlens.probes.threads import single_threaded
+from artlens.probes.threads import probe_threads
 
 NAME = "rsa"
 METRICS = ("auto", "categorical", "absolute")
@@ -267,7 +267,7 @@ def _null(rd, rl, pairs, n: int, y, groups, metric: str, cfg: Config) -> tuple[n
     return mantel_null(rd, rl, pairs, n, cfg.permutations, cfg.seed, blocks), info
 
 
-@single_threaded
+@probe_threads
 def run(s, cfg: Config) -> Result:
     _check(cfg)
     metric, X, y, classes, groups, info = _rows(s, cfg)

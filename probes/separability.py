@@ -88,7 +88,7 @@ from artlens.probes.groups import DUP_COLUMN, combine, duplicate_report
 from artlens.probes.regression import nuisance_details
 from artlens.probes.result import Result
 from artlens.probes.stats import bootstrap_ci
-from artlens.probes.threads import single_threaded
+from artlens.probes.threads import probe_threads
 
 NAME = "separability"
 MAX_POINTS = 3000
@@ -556,7 +556,7 @@ def _transfer(s, result: Result, sets: Sets, cfg: Config) -> dict:
             "missing_group": test.missing_group}
 
 
-@single_threaded
+@probe_threads
 def run(s, cfg: Config) -> Result:
     sets = _load(s, cfg)
     X, y, groups = sets.X, sets.y, sets.groups

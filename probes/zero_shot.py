@@ -32,7 +32,7 @@ from artlens.probes.config import ConfigError, ProbeConfig
 from artlens.probes.data import ProbeDataError, load_rows
 from artlens.probes.result import Result
 from artlens.probes.stats import bootstrap_ci
-from artlens.probes.threads import single_threaded
+from artlens.probes.threads import probe_threads
 
 NAME = "zero-shot"
 
@@ -121,7 +121,7 @@ def score_rows(keys: np.ndarray, y: np.ndarray, S: np.ndarray, names: np.ndarray
                      "correct": pa.array(pred == y)})
 
 
-@single_threaded
+@probe_threads
 def run(s, cfg: Config) -> Result:
     _check_tables(s, cfg)
     names, W, prompts = class_vectors(s, cfg.texts)

@@ -315,7 +315,10 @@ def build_index(config: IndexConfig | str | Path, table: str | None = None, **op
 
 
 def _set_build_params(index: faiss.Index, spec: IndexKind) -> None:
-    hnsw = getattr(faiss.downcast_index(index), "hnsw", None)
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexRefine):  # a re-ranking wrapper: the graph is its base index's
+        inner = faiss.downcast_index(inner.base_index)
+    hnsw = getattr(inner, "hnsw", None)
     for name, value in spec.build:
         if hnsw is not None and hasattr(hnsw, name):
             setattr(hnsw, name, value)

@@ -50,7 +50,7 @@ def test_probe_conformance(name, labelled_store):
     probe = get_probe(name)
     assert probe.NAME == name
     assert issubclass(probe.Config, ProbeConfig)
-    assert getattr(probe.run, "__wrapped__", None) is not None, "run must be @single_threaded"
+    assert getattr(probe.run, "__wrapped__", None) is not None, "run must be @probe_threads"
     cfg = probe.Config.from_dict({"table": "art", **OPTIONS[name]})
     with store.open(labelled_store) as s:
         result = probe.run(s, cfg)

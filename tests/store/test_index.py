@@ -121,6 +121,12 @@ def test_refined_factory_strings_record_their_refine_factor(synthetic):
     entry = build_index(synthetic, "vec", kind="IVF64,SQ8,RFlat", progress=False)
     assert entry.kind == "factory" and json.loads(entry.params)["k_factor_rf"] == 2
     assert entry.recall_at_10 >= 0.95
+    entry = build_index(synthetic, "vec", kind="HNSW32,SQ8,RFlat", progress=False)
+    assert json.loads(entry.params)["k_factor_rf"] == 2 and "efSearch" in json.loads(entry.params)
+    loaded = open_index(synthetic, "vec", 32)  # held: FAISS objects below point into it
+    refine = faiss.downcast_index(loaded.index)
+    graph = faiss.downcast_index(refine.base_index).hnsw
+    assert graph.efConstruction == dict(KINDS["hnsw"].build)["efConstruction"]  # set inside the wrapper too
 
 
 @pytest.mark.slow
