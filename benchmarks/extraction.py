@@ -292,6 +292,11 @@ def machine() -> dict:
     return info
 
 
+def _print_head(head: str) -> None:
+    print(head)
+    print("-" * len(head))
+
+
 def print_table(result: dict) -> None:
     spec = result["corpus"]
     print(f"\n{spec['n']:,} JPEGs, longer side {spec['min_side']}–{spec['max_side']} px, "
@@ -299,8 +304,7 @@ def print_table(result: dict) -> None:
           f"{result['machine']['cpus']} CPUs")
     head = (f"{'model':<22} {'prec':<5} {'batch':>5} {'forward-only':>12} {'GPU dec only':>12} {'e2e GPU dec':>11} "
             f"{'CPU dec only':>12} {'e2e CPU dec':>11} {'e2e/fwd':>7} {'GPU/CPU':>7}")
-    print(head)
-    print("-" * len(head))
+    _print_head(head)
     for r in result["results"]:
         gpu = r.get("e2e_gpu_decode", {}).get("steady_img_s", "")
         gpu_only = r.get("decode_only_gpu", {}).get("steady_img_s", "")
@@ -315,8 +319,7 @@ def print_table(result: dict) -> None:
           f"{result['results'][0]['matrix_rate']['dtype']} {result['results'][0]['matrix_rate']['n']}²)")
     head = (f"{'model':<22} {'GFLOP/img':>9} {'plain tower':>11} {'at batch':>8} {'fwd/plain':>9} {'e2e/plain':>9} "
             f"{'share: plain':>12} {'fwd':>5} {'e2e':>5}")
-    print(head)
-    print("-" * len(head))
+    _print_head(head)
     for r in result["results"]:
         share = r["matrix_share"]
         print(f"{r['model']:<22} {r['gflop_per_image']:>9.1f} {r['plain_tower']['img_s']:>11,.0f} "
