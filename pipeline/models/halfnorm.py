@@ -2,7 +2,7 @@
 
 open_clip builds a model asked for in fp16/bf16 with `LayerNormFp32`: every layer norm casts its input to
 float32, normalises, and casts back. On a GPU that is three extra passes over every activation tensor, twice
-per transformer block; on the H200 they cost ViT-L-14 about a tenth of its forward time (docs/performance.md).
+per transformer block; on the H200 they cost ViT-L-14 about 13% of its forward time (docs/performance.md).
 PyTorch's CUDA layer norm already accumulates the mean and variance of half inputs in float32, so computing it
 on the half tensor, with the weight and bias rounded to that precision as every matrix's weights already are,
 changes the output only by that rounding (parity is measured against the float32 model, docs/performance.md).
