@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -36,9 +37,15 @@ class Weights:
     """Where the weights come from: `path` None means random initialisation with `seed`."""
     label: str                       # what the catalog records as `pretrained`
     path: str | None = None
-    sha256: str | None = None
+    #: the checkpoint's SHA-256, or its future while `hash_in_background` reads the file (read `sha256`)
+    digest: Future | str | None = field(default=None, repr=False, compare=False)
     preprocess_overrides: dict = field(default_factory=dict)
     seed: int = 0
+
+    @property
+    def sha256(self) -> str | None:
+        """The checkpoint's SHA-256 (None for random weights), waiting for the hash if it is still running."""
+        return self.digest.result() if isinstance(self.digest, Future) else self.digest
 
 
 def how_to_supply(model: str, tag: str) -> str:
@@ -60,13 +67,26 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+_HASHER: ThreadPoolExecutor | None = None
+
+
+def hash_in_background(path: str | Path) -> Future:
+    """The SHA-256 of `path`, hashed on a background thread: hashlib and file reads release the GIL, so the
+    model builds and loads meanwhile (ViT-L-14's 1.7 GB checkpoint took 1.4-2.1 s to hash on the H200
+    machine, beside a 3.7 s model phase; docs/performance.md). An unreadable file raises when `sha256` is read."""
+    global _HASHER
+    if _HASHER is None:
+        _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artlens-sha256")
+    return _HASHER.submit(sha256_file, path)
+
+
 def resolve_weights(model: str, pretrained: str, seed: int = 0, cache_dir: str | None = None,
                     connect_timeout_s: float = 3.0) -> Weights:
     if pretrained == RANDOM:
         return Weights(label=f"random:seed={seed}", seed=seed)
     if os.path.isfile(pretrained):
         path = str(Path(pretrained).absolute())
-        return Weights(label=path, path=path, sha256=sha256_file(path))
+        return Weights(label=path, path=path, digest=hash_in_background(path))
     name = Path(model).stem if model.endswith(".json") else model.replace("/", "-")
     cfg = oc_pretrained.get_pretrained_cfg(name, pretrained)
     if not cfg:
@@ -83,7 +103,8 @@ def resolve_weights(model: str, pretrained: str, seed: int = 0, cache_dir: str |
     if path is None:
         raise WeightsError(how_to_supply(model, pretrained))
     overrides = {k: cfg[k] for k in _PREPROCESS_KEYS if cfg.get(k) is not None}
-    return Weights(label=pretrained, path=str(path), sha256=sha256_file(path), preprocess_overrides=overrides)
+    return Weights(label=pretrained, path=str(path), digest=hash_in_background(path),
+                   preprocess_overrides=overrides)
 
 
 def _cached(cfg: dict, cache_dir: str | None) -> str | None:

@@ -90,3 +90,36 @@ def test_pretrained_tag_from_the_hub_cache_offline(tmp_path, monkeypatch):
     seeded, _ = embed_one(tmp_path, "random", "rand", seed=3)
     np.testing.assert_allclose(tagged, seeded, atol=1e-6)
     assert entry["pretrained"] == "tinytag" and len(entry["checkpoint_sha256"]) == 64
+
+
+def test_checkpoint_hash_runs_beside_the_build_and_is_the_files_sha256(tmp_path):
+    from concurrent.futures import Future
+
+    path = tmp_path / "w.bin"
+    path.write_bytes(np.random.default_rng(0).bytes(3 << 20))
+    weights = resolve_weights(TINY_MODEL, str(path))
+    assert isinstance(weights.digest, Future)  # hashed on the background thread
+    assert weights.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_zip_checkpoints_load_mapped_and_legacy_ones_as_before(tmp_path):
+    """torch.save's zip format loads through mmap (torch's serialization option, set only while open_clip
+    loads); a legacy pickle checkpoint, which torch cannot map, loads as it did, to the same weights."""
+    import open_clip
+    from torch.utils.serialization import config
+
+    from artlens.pipeline.models.load import mapped_loads
+
+    open_clip.add_model_config(TINY_MODEL)
+    torch.manual_seed(3)
+    state = open_clip.create_model("artlens-tiny-vit").state_dict()
+    zipped, legacy = tmp_path / "zip.pt", tmp_path / "legacy.pt"
+    torch.save(state, zipped)
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    with mapped_loads(str(zipped)):
+        assert config.load.mmap
+    assert not config.load.mmap
+    for path in (zipped, legacy):
+        loaded = load_model(ModelSpec(model=TINY_MODEL, pretrained=str(path), device="cpu"))
+        assert all(torch.equal(state[k], v) for k, v in loaded.model.state_dict().items()), path
+        assert loaded.weights.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
