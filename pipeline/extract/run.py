@@ -125,7 +125,10 @@ def prepared_batches(cfg: ExtractConfig, shards: list[str], plans: list, device:
                          max_member_bytes=cfg.max_member_bytes, folder=cfg.folder_source())
     loader = batch_loader(shards, plans, opts, workers_for(cfg, gpu is not None), pin_memory=device.type == "cuda")
     stage = DeviceStage(plans, torch.device(gpu), cfg.max_pixels, cfg.jpeg_decoder) if gpu else None
-    return in_order(loader, stage, cfg.decode_threads)
+    batches = iter(loader)  # the workers start reading now, before a thread of ours uses CUDA beside them
+    if stage is not None:
+        stage.warm_up()  # the decoder and resize kernel start while the workers read the first shard
+    return in_order(batches, stage, cfg.decode_threads)
 
 
 def selected_shards(cfg: ExtractConfig) -> list[str]:

@@ -16,7 +16,9 @@ image neither can decode becomes a failure row, so none is lost silently.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
+import logging
 import os
 import threading
 import warnings
@@ -71,6 +73,15 @@ def kept_stream(device: torch.device, role: str) -> torch.cuda.Stream:
     return _STREAMS[key]
 
 
+def _tiny_jpeg() -> torch.Tensor:
+    """A small JPEG's bytes (uint8, 1-D) to start the decoder and the resize kernel on."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (180, 120, 60)).save(out, format="JPEG")
+    return torch.frombuffer(bytearray(out.getvalue()), dtype=torch.uint8)
+
+
 class DeviceStage:
     def __init__(self, plans: Sequence, device: torch.device, max_pixels: int, decoder: str = "auto"):
         self.plans, self.device, self.max_pixels = plans, device, max_pixels
@@ -78,6 +89,37 @@ class DeviceStage:
         self.budget = pixel_budget(device)
         self.local = threading.local()
         self.slots = itertools.count()
+        self.warmed: Future | None = None
+        self.warm_error: str | None = None
+
+    def warm_up(self) -> Future:
+        """Start the decoder and each plan's resize kernel on a background thread, on one small JPEG: the
+        first batch's decode otherwise waits for them (nvJPEG's set-up and the Triton kernel's load took
+        about 1.3 s of the first batch on the H200 machine, docs/performance.md), which can instead run
+        while the workers read the first shard. `prepare` waits for it; a warm-up that fails is ignored
+        (the real batch then meets the same problem and handles it)."""
+        def run() -> None:
+            cuda = self.device.type == "cuda"
+            stream = kept_stream(self.device, "warm-up") if cuda else None
+            with torch.cuda.stream(stream) if cuda else contextlib.nullcontext(), torch.inference_mode():
+                image = self.decoder.decode([_tiny_jpeg()])[0]
+                for plan in self.plans:
+                    plan.geometry_batch([image])
+                if cuda:
+                    stream.synchronize()
+
+        def quietly() -> None:
+            try:
+                run()
+            except Exception as exc:  # noqa: BLE001 - a warm-up only: the first batch meets it properly
+                self.warm_error = f"{type(exc).__name__}: {exc}"
+                logging.getLogger(__name__).info("GPU decode warm-up failed: %s", self.warm_error)
+
+        self.warmed = Future()
+        thread = threading.Thread(target=lambda: (quietly(), self.warmed.set_result(None)),
+                                  name="artlens-warm-up", daemon=True)
+        thread.start()
+        return self.warmed
 
     def _stream(self):
         if self.device.type != "cuda":
@@ -101,6 +143,8 @@ class DeviceStage:
         """Return the batch with `pixels` on the device, one [B,3,H,W] uint8 tensor per plan, rows in order."""
         if not batch.jpeg_positions:
             return batch
+        if self.warmed is not None:
+            self.warmed.result()
         stream = self._stream()
         with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
             ready, decoded = self._assemble(batch)

@@ -116,9 +116,11 @@ def test_a_shards_last_batch_of_rows_carries_the_commit_flag(tmp_path, tiny_mode
     assert len(gone) == 1 and gone[0].last and not gone[0].commit and gone[0].failures[0].stage == "read"
 
 
-def _run_path(shards, plans, to_device, workers=2, batch_size=4):
+def _run_path(shards, plans, to_device, workers=2, batch_size=4, warm=False):
     loader = batch_loader(shards, plans, DecodeOptions(BIG, batch_size, to_device), workers)
     stage = DeviceStage(plans, torch.device("cpu"), BIG) if to_device else None
+    if warm:
+        stage.warm_up()
     rows, pixels, failures, on_device = [], [], [], 0
     for batch in in_order(loader, stage, threads=2):
         failures += [(x.key, x.stage) for x in batch.failures]
@@ -146,6 +148,19 @@ def test_device_stage_gives_the_same_rows_failures_and_pixels_as_pillow(tmp_path
     for p_pix, d_pix in zip(pil[1], dev[1]):
         for p, d in zip(p_pix, d_pix):           # both plans, same shapes, near-identical pixels
             assert p.shape == d.shape and (p.float() - d.float()).abs().mean() < 1.0
+    warmed = _run_path(shards, plans, to_device=True, warm=True)  # decoder and kernels started beforehand
+    assert warmed[0] == dev[0] and warmed[2] == dev[2] and warmed[3] == dev[3]
+    assert all(torch.equal(a, b) for wa, da in zip(warmed[1], dev[1]) for a, b in zip(wa, da))
+
+
+def test_warm_up_runs_the_decoder_and_every_plans_geometry_before_the_first_batch(tiny_model):
+    plans = [tiny_model.plan, load_model(ModelSpec(model=TINY_64, pretrained="random", device="cpu")).plan]
+    stage = DeviceStage(plans, torch.device("cpu"), BIG)
+    assert stage.warm_up().result(timeout=60) is None
+    assert stage.warm_error is None
+    broken = DeviceStage([object()], torch.device("cpu"), BIG)  # a plan without geometry: the warm-up fails
+    broken.warm_up().result(timeout=60)                           # ... quietly, and says why in the log
+    assert broken.warm_error is not None and "geometry_batch" in broken.warm_error
 
 
 def test_jpeg_bytes_are_read_from_plain_local_tars_and_carried_otherwise(tmp_path, tiny_model):
