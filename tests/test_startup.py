@@ -137,3 +137,32 @@ def test_in_a_python_session_the_summary_reports_no_process_start_up(tmp_path, e
     assert summary.startup["before the run"] is None and summary.startup["models"] >= 0
     line = [x for x in summary.lines() if x.startswith("start-up:")]
     assert line and "before the run" not in line[0] and "first batch" in line[0]
+
+
+ENDS = """
+import atexit, sys
+atexit.register(lambda: print("teardown ran"))
+from artlens.cli.main import main
+sys.argv = ["artlens", *sys.argv[1:]]
+sys.exit(main())
+"""
+
+
+def test_extract_ends_its_process_at_once_with_everything_written_and_printed(tmp_path):
+    """`artlens extract` ends with os._exit once its summary is out (no interpreter teardown: no atexit
+    handler runs), its table complete and its output flushed into a pipe; other commands end as usual."""
+    import imagefactory as f
+    from conftest import write_tar
+
+    shard = write_tar(tmp_path / "shards" / "00000.tar", [(f"{i}.jpg", f.jpeg(32 + i, 24)) for i in range(5)])
+    st = str(tmp_path / "st")
+    run = subprocess.run([sys.executable, "-c", ENDS, "extract", "--shards", str(shard), "--store", st,
+                          "--table", "t", "--model", TINY_MODEL, "--pretrained", "random", "--workers", "0",
+                          "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "teardown ran" not in run.stdout and "table t now holds 5 rows" in run.stdout
+    with store.open(st) as s:
+        assert s.sql("SELECT count(*) AS n FROM t")["n"].to_pylist() == [5]
+    listing = subprocess.run([sys.executable, "-c", ENDS, "tables", "--store", st], capture_output=True,
+                             text=True, timeout=300)
+    assert listing.returncode == 0 and "teardown ran" in listing.stdout and "t" in listing.stdout

@@ -104,6 +104,14 @@ def extract_config(a: argparse.Namespace):
                          shard_size=a.shard_size, thumbnails=a.thumbnails)
 
 
+def ends_at_once(a: argparse.Namespace) -> bool:
+    """An extraction has closed every part, catalog and index it wrote when its summary prints, so the
+    process may end there (`Command.ends_at_once`): its teardown took about 0.3 s with CUDA, more with the
+    models loaded, on the H200 machine (docs/performance.md). Not with Ray, whose exit handlers stop the
+    cluster it started."""
+    return a.engine != "ray"
+
+
 def extract_run(a: argparse.Namespace) -> int:
     from artlens import startup
 

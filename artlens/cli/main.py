@@ -30,11 +30,22 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
 
 
+def _never(args: argparse.Namespace) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    #: whether the process may end the moment `run` returns (`os._exit` after flushing: no interpreter
+    #: teardown), for a command whose every file is closed by then; only when the process is the command
+    ends_at_once: Callable[[argparse.Namespace], bool] = _never
+
+
+#: set by `_main` when the command that ran may end the process at once (`Command.ends_at_once`)
+_END_AT_ONCE = False
 
 
 def _late(module: str, name: str) -> Callable:
@@ -51,7 +62,8 @@ COMMANDS: dict[str, Command] = {
     "shards": Command("write WebDataset shards from a folder, WikiArt or a Parquet table",
                       shards.shards_args, shards.shards_run),
     "sample": Command("generate the procedural sample corpus as shards", shards.sample_args, shards.sample_run),
-    "extract": Command("embed shards with an open_clip model into a store table", extract.extract_args, extract.extract_run),
+    "extract": Command("embed shards with an open_clip model into a store table", extract.extract_args, extract.extract_run,
+                       extract.ends_at_once),
     "import": Command("import precomputed embeddings (Parquet, clip-retrieval) into a store table",
                       tables.import_args, tables.import_run),
     "sql": Command("run SQL over a store's tables (DuckDB)", query.sql_args, query.sql_run),
@@ -153,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
         sys.stdout.flush()  # here, not at exit, so a closed pipe is caught here
+        if argv is None and _END_AT_ONCE:
+            _end_now(code)
         return code
     except BrokenPipeError:
         try:  # Python flushes stdout again at exit: point it at devnull so that finds nothing to complain of
@@ -161,6 +175,14 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return EXIT_BROKEN_PIPE
+
+
+def _end_now(code: int) -> None:
+    """End the process with `code` without Python's teardown (CUDA's, the modules'), which is time the user
+    waits for after the work is done; log handlers and standard streams are flushed first."""
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -176,7 +198,10 @@ def _main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():  # artlens's warnings: one line each, as its errors
             _show_artlens_warnings(args.command)
-            return COMMANDS[args.command].run(args)
+            code = COMMANDS[args.command].run(args)
+        global _END_AT_ONCE
+        _END_AT_ONCE = COMMANDS[args.command].ends_at_once(args)
+        return code
     except UserError as exc:
         full = disk_full(exc)  # e.g. a catalog that could not be opened because the disk is full
         if full is not None:
